@@ -1,0 +1,265 @@
+import pytest
+import torch
+from conftest import TurboModelTester
+from transformers import AutoModel
+
+from turbo_hf import TurboConfig, TurboForAudioTextClassification
+from turbo_hf.losses import info_nce
+
+
+@pytest.mark.parametrize(
+    "audio_type,text_type",
+    [("wav2vec2", "bert"), ("hubert", "roberta"), ("wavlm", "bert"), ("whisper", "gpt2")],
+)
+def test_turbo_training_step_reaches_both_encoders_projections_and_classifier(audio_type, text_type):
+    tester = TurboModelTester(audio_type, text_type)
+    model = tester.model().train()
+    output = model(**tester.inputs())
+    output.loss.backward()
+    for name in ("audio_model", "text_model", "audio_projection", "text_projection", "classifier"):
+        grads = [p.grad for p in getattr(model, name).parameters() if p.requires_grad]
+        assert any(g is not None and g.abs().sum() > 0 for g in grads), name
+    assert output.logits.shape == (3, tester.num_labels)
+    assert output.audio_embeds.shape == output.text_embeds.shape == (3, 16)
+
+
+def test_no_parameter_is_left_without_gradient_in_turbo_training(tester):
+    # Unused parameters (e.g. BERT's pooler) break DDP without find_unused_parameters.
+    model = tester.model().train()
+    model(**tester.inputs()).loss.backward()
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
+
+
+def test_the_two_training_views_differ_and_evaluation_is_deterministic(tester):
+    model = tester.model().train()
+    batch = tester.inputs()
+    audio = model.get_audio_features(batch["input_values"], batch["audio_attention_mask"], num_views=2)
+    text = model.get_text_features(
+        batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], num_views=2
+    )
+    assert not torch.allclose(*audio.split(3))
+    assert not torch.allclose(*text.split(3))
+    model.eval()
+    with torch.no_grad():
+        first, second = model(**batch), model(**batch)
+    torch.testing.assert_close(first.logits, second.logits, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("audio_type", ["wav2vec2", "whisper"])
+def test_doubled_batch_in_eval_equals_two_single_forwards(audio_type):
+    tester = TurboModelTester(audio_type, "bert")
+    model = tester.model().eval()
+    batch = tester.inputs()
+    audio_input = batch.get("input_values", batch.get("input_features"))
+    with torch.no_grad():
+        doubled = model.get_audio_features(audio_input, batch["audio_attention_mask"], num_views=2)
+        single = model.get_audio_features(audio_input, batch["audio_attention_mask"], num_views=1)
+        doubled_text = model.get_text_features(batch["input_ids"], batch["attention_mask"], num_views=2)
+        single_text = model.get_text_features(batch["input_ids"], batch["attention_mask"], num_views=1)
+    for half in doubled.split(3):
+        torch.testing.assert_close(half, single, rtol=1e-5, atol=1e-5)
+    for half in doubled_text.split(3):
+        torch.testing.assert_close(half, single_text, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "audio_type,feat_extract_norm",
+    [("wav2vec2", "group"), ("wav2vec2", "layer"), ("hubert", "layer"), ("wavlm", "group")],
+)
+def test_shared_front_end_equals_plain_encoder_call_without_dropout(audio_type, feat_extract_norm):
+    """Values and gradients of the front-end-once path equal a plain 2N call of the encoder."""
+    overrides = {"feat_extract_norm": feat_extract_norm, "do_stable_layer_norm": feat_extract_norm == "layer"}
+    tester = TurboModelTester(audio_type, "bert", dropout=0.0, audio_overrides=overrides)
+    batch = tester.inputs()
+    # float64: the comparison is then exact up to 1e-8, free of float32 summation-order noise.
+    fast, plain = tester.model().double().train(), tester.model().double().train()
+    mask, input_values = batch["audio_attention_mask"], batch["input_values"].double()
+    fast_hidden = fast._encode_audio(input_values, mask if fast._encoder_takes_audio_mask else None, 2)
+    plain_hidden = plain.audio_model(
+        input_values.repeat(2, 1),
+        attention_mask=mask.repeat(2, 1) if plain._encoder_takes_audio_mask else None,
+    ).last_hidden_state
+    torch.testing.assert_close(fast_hidden, plain_hidden, rtol=1e-8, atol=1e-8)
+    weights = torch.randn_like(fast_hidden)
+    (fast_hidden * weights).sum().backward()
+    (plain_hidden * weights).sum().backward()
+    for (name, p_fast), p_plain in zip(fast.audio_model.named_parameters(), plain.audio_model.parameters()):
+        if p_plain.grad is not None:
+            torch.testing.assert_close(
+                p_fast.grad, p_plain.grad, rtol=1e-7, atol=1e-9, msg=lambda m, name=name: f"{name}: {m}"
+            )
+
+
+def test_vanilla_loss_is_cross_entropy_only():
+    tester = TurboModelTester(loss_mode="vanilla")
+    output = tester.model().train()(**tester.inputs())
+    assert output.loss.item() == pytest.approx(output.ce_loss.item())
+    assert output.contrastive_loss is None and output.in_modal_loss is None
+
+
+def test_cross_loss_is_ce_plus_one_cross_modal_info_nce():
+    tester = TurboModelTester(loss_mode="cross", ce_weight=0.3, temperature=0.1)
+    output = tester.model().train()(**tester.inputs())
+    cross = info_nce(output.audio_embeds, output.text_embeds, 0.1)
+    assert output.cross_modal_loss.item() == pytest.approx(cross.item(), rel=1e-5)
+    assert output.in_modal_loss is None
+    assert output.loss.item() == pytest.approx(0.3 * output.ce_loss.item() + 0.7 * cross.item(), rel=1e-5)
+
+
+def test_turbo_loss_composes_ce_and_six_terms():
+    # With dropout 0 both views coincide, so each term is computable from the view-1 embeddings.
+    tester = TurboModelTester(loss_mode="turbo", dropout=0.0, ce_weight=0.5, temperature=0.05)
+    output = tester.model().train()(**tester.inputs())
+    a, t = output.audio_embeds, output.text_embeds
+    in_modal = info_nce(a, a, 0.05) + info_nce(t, t, 0.05)
+    cross_modal = 4 * info_nce(a, t, 0.05)
+    assert output.in_modal_loss.item() == pytest.approx(in_modal.item(), rel=1e-4)
+    assert output.cross_modal_loss.item() == pytest.approx(cross_modal.item(), rel=1e-4)
+    expected = 0.5 * output.ce_loss.item() + 0.5 * (in_modal + cross_modal).item()
+    assert output.loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_classify_on_both_averages_cross_entropy_over_the_two_views():
+    tester = TurboModelTester(dropout=0.0, classify_on="both")
+    model = tester.model().train()
+    batch = tester.inputs()
+    output = model(**batch)
+    expected = torch.nn.functional.cross_entropy(output.logits, batch["labels"])
+    assert output.ce_loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_evaluation_runs_one_pass_and_its_loss_is_cross_entropy(tester):
+    model = tester.model().eval()
+    with torch.no_grad():
+        output = model(**tester.inputs())
+    assert output.loss.item() == pytest.approx(output.ce_loss.item())
+    assert output.contrastive_loss is None and output.cross_modal_loss is None
+
+
+def test_training_without_labels_returns_the_contrastive_part(tester):
+    output = tester.model().train()(**tester.inputs(with_labels=False))
+    assert output.ce_loss is None
+    assert output.loss.item() == pytest.approx(0.5 * output.contrastive_loss.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("auto", [False, True])
+def test_save_and_load_reproduce_logits_exactly(tmp_path, tester, auto):
+    model = tester.model().eval()
+    batch = tester.inputs()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    loaded_class = AutoModel if auto else TurboForAudioTextClassification
+    loaded = loaded_class.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, TurboForAudioTextClassification)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, loaded(**batch).logits, rtol=0, atol=0)
+
+
+def test_padding_does_not_change_the_pooled_embedding_in_eval():
+    overrides = {"feat_extract_norm": "layer", "do_stable_layer_norm": True}
+    tester = TurboModelTester(audio_overrides=overrides)
+    model = tester.model().eval()
+    utterance = tester.waveforms([0.5])[0]
+    alone = tester.processor(audio=[utterance], text=["hello world"], sampling_rate=16000)
+    padded = tester.processor(
+        audio=[utterance, tester.waveforms([1.2])[0]],
+        text=["hello world", "a much longer sad text"],
+        sampling_rate=16000,
+    )
+    with torch.no_grad():
+        audio_alone = model.get_audio_features(alone["input_values"], alone["audio_attention_mask"])
+        audio_padded = model.get_audio_features(padded["input_values"], padded["audio_attention_mask"])[:1]
+        text_alone = model.get_text_features(alone["input_ids"], alone["attention_mask"])
+        text_padded = model.get_text_features(padded["input_ids"], padded["attention_mask"])[:1]
+    torch.testing.assert_close(audio_alone, audio_padded, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(text_alone, text_padded, rtol=1e-4, atol=1e-5)
+
+
+def test_audio_pooling_ignores_padded_frames_for_encoders_without_mask(tester):
+    # wav2vec2-base style (group norm): the encoder takes no mask, but pooling still must.
+    model = tester.model().eval()
+    assert not model._encoder_takes_audio_mask
+    batch = tester.inputs()
+    with torch.no_grad():
+        hidden = model.audio_model(batch["input_values"]).last_hidden_state
+        frames = model.audio_model._get_feat_extract_output_lengths(batch["audio_attention_mask"].sum(-1))
+        expected = torch.stack([hidden[i, : frames[i]].mean(0) for i in range(hidden.shape[0])])
+        pooled = model.get_audio_features(batch["input_values"], batch["audio_attention_mask"])
+    assert frames.min() < hidden.shape[1]
+    torch.testing.assert_close(pooled, model.audio_projection(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_last_token_pooling_is_the_same_with_left_and_right_padding():
+    tester = TurboModelTester("wav2vec2", "gpt2")
+    assert tester.config.text_pooling == "last"
+    model = tester.model().eval()
+    texts = ["hello", "hello world and more"]
+    embeddings = []
+    for side in ("right", "left"):
+        tester.tokenizer.padding_side = side
+        encoded = tester.tokenizer(texts, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            embeddings.append(model.get_text_features(encoded["input_ids"], encoded["attention_mask"]))
+    torch.testing.assert_close(embeddings[0][1], embeddings[1][1], rtol=1e-4, atol=1e-5)
+    assert embeddings[0].shape == (2, 16)
+
+
+def test_freeze_feature_encoder_stops_front_end_gradients(tester):
+    model = tester.model().train()
+    model.freeze_feature_encoder()
+    model(**tester.inputs()).loss.backward()
+    assert all(p.grad is None for p in model.audio_model.feature_extractor.parameters())
+    assert model.audio_model.encoder.layers[0].attention.q_proj.weight.grad is not None
+
+
+def test_freeze_feature_encoder_names_the_encoder_that_has_none():
+    with pytest.raises(ValueError, match="whisper"):
+        TurboModelTester("whisper", "bert").model().freeze_feature_encoder()
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+    tester = TurboModelTester(dropout=0.0)
+    batch = tester.inputs()
+    plain, checkpointed = tester.model().train(), tester.model().train()
+    checkpointed.gradient_checkpointing_enable()
+    assert checkpointed.is_gradient_checkpointing
+    losses = []
+    for model in (plain, checkpointed):
+        loss = model(**batch).loss
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    torch.testing.assert_close(
+        plain.audio_projection.weight.grad, checkpointed.audio_projection.weight.grad, rtol=1e-4, atol=1e-6
+    )
+
+
+def test_config_pushes_dropout_into_encoders_and_round_trips(tmp_path):
+    config = TurboModelTester(dropout=0.3, loss_mode="cross").config
+    assert config.audio_config.hidden_dropout == config.audio_config.feat_proj_dropout == 0.3
+    assert config.text_config.hidden_dropout_prob == config.text_config.attention_probs_dropout_prob == 0.3
+    assert config.audio_config.layerdrop == 0.0
+    config.save_pretrained(tmp_path)
+    loaded = TurboConfig.from_pretrained(tmp_path)
+    assert loaded.loss_mode == "cross" and loaded.dropout == 0.3
+    assert loaded.audio_config.to_dict() == config.audio_config.to_dict()
+
+
+def test_encoder_dropout_minus_one_leaves_encoder_settings_alone():
+    from turbo_hf.tiny_encoders import tiny_audio_config, tiny_text_config
+
+    config = TurboConfig(
+        audio_config=tiny_audio_config(hidden_dropout=0.05),
+        text_config=tiny_text_config(),
+        encoder_dropout=-1,
+    )
+    assert config.audio_config.hidden_dropout == 0.05
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("loss_mode", "simclr"), ("ce_weight", 1.5), ("temperature", 0.0), ("text_pooling", "max")],
+)
+def test_config_rejects_bad_values_and_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        TurboConfig(**{field: value})

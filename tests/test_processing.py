@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import TurboModelTester
+from transformers import AutoProcessor
+
+from turbo_hf import DataCollatorForAudioText, TurboProcessor
+from turbo_hf.audio import AudioDecodingError
+
+
+def test_processor_returns_the_model_inputs_with_an_audio_mask(tester):
+    batch = tester.processor(
+        audio=tester.waveforms([1.0, 0.5]), text=["hello", "sad world"], sampling_rate=16000
+    )
+    assert set(batch) == {
+        "input_values",
+        "audio_attention_mask",
+        "input_ids",
+        "attention_mask",
+        "token_type_ids",
+    }
+    assert batch["input_values"].shape == (2, 16000)
+    assert batch["audio_attention_mask"].sum(-1).tolist() == [16000, 8000]
+    assert set(tester.processor.model_input_names) >= set(batch)
+
+
+def test_processor_resamples_arrays_given_at_another_rate(tester):
+    at_8k = np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+    batch = tester.processor(audio=[at_8k], text=["hi"], sampling_rate=8000)
+    assert batch["input_values"].shape == (1, 16000)
+
+
+def test_processor_pads_whisper_features_to_its_fixed_window():
+    tester = TurboModelTester("whisper", "bert")
+    batch = tester.processor(audio=tester.waveforms([0.5, 0.25]), text=["a", "b"], sampling_rate=16000)
+    assert batch["input_features"].shape == (2, 80, 100)
+    assert batch["audio_attention_mask"].sum(-1).tolist() == [50, 25]
+
+
+def test_processor_round_trips_through_save_and_auto_processor(tmp_path, tester):
+    tester.processor.save_pretrained(tmp_path)
+    loaded = AutoProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded, TurboProcessor)
+    kwargs = dict(audio=tester.waveforms([0.7, 0.3]), text=["hello world", "sad"], sampling_rate=16000)
+    original, reloaded = tester.processor(**kwargs), loaded(**kwargs)
+    for key in original:
+        torch.testing.assert_close(original[key], reloaded[key], rtol=0, atol=0)
+
+
+def test_processor_requires_some_input(tester):
+    with pytest.raises(ValueError, match="audio"):
+        tester.processor()
+
+
+def _examples(write_wav):
+    return [
+        {"id": "u1", "audio": str(write_wav("a.wav", seconds=1.5)), "text": "hello world", "label": 0},
+        {
+            "id": "u2",
+            "audio": str(write_wav("b.wav", seconds=0.5, sampling_rate=8000, channels=2)),
+            "text": "sad",
+            "label": 2,
+        },
+        {
+            "id": "u3",
+            "audio": str(write_wav("c.wav", seconds=0.8, sampling_rate=44100)),
+            "text": None,
+            "label": 1,
+        },
+    ]
+
+
+def test_collator_decodes_real_wav_files_into_a_padded_batch(write_wav, tester):
+    collator = DataCollatorForAudioText(tester.processor, training=False)
+    batch = collator(_examples(write_wav))
+    assert batch["input_values"].shape == (3, 24000)
+    assert batch["audio_attention_mask"].sum(-1).tolist() == [24000, 8000, 12800]
+    assert batch["labels"].tolist() == [0, 2, 1]
+    assert batch["input_ids"].shape[0] == 3
+    tester.model().eval()(**batch)
+
+
+def test_collator_crops_randomly_in_training_and_keeps_whole_utterances_in_eval(write_wav, tester):
+    examples = _examples(write_wav)
+    train = DataCollatorForAudioText(tester.processor, max_duration=1.0, training=True)
+    evaluate = DataCollatorForAudioText(tester.processor, max_duration=1.0, training=False)
+    assert train(examples)["input_values"].shape[1] == 16000
+    assert evaluate(examples)["input_values"].shape[1] == 24000
+    centred = DataCollatorForAudioText(tester.processor, training=False, eval_max_duration=1.0)
+    first, second = centred(examples)["input_values"], centred(examples)["input_values"]
+    assert first.shape[1] == 16000 and torch.equal(first, second)
+
+
+def test_collator_accepts_decoded_arrays_and_bytes(write_wav, tester):
+    path = write_wav("d.wav", seconds=0.5)
+    array, rate = sf.read(path, dtype="float32")
+    examples = [
+        {"audio": {"array": array, "sampling_rate": rate}, "text": "a", "label": 0},
+        {"audio": {"bytes": path.read_bytes(), "path": None}, "text": "b", "label": 1},
+    ]
+    batch = DataCollatorForAudioText(tester.processor, training=False)(examples)
+    torch.testing.assert_close(batch["input_values"][0], batch["input_values"][1])
+
+
+def test_collator_error_names_the_example_and_the_file(tmp_path, tester):
+    collator = DataCollatorForAudioText(tester.processor, training=False)
+    missing = tmp_path / "missing.wav"
+    with pytest.raises(AudioDecodingError, match=r"u9.*missing\.wav"):
+        collator([{"id": "u9", "audio": str(missing), "text": "x", "label": 0}])
+    with pytest.raises(KeyError, match="audio"):
+        collator([{"text": "x", "label": 0}])
+
+
+def test_collator_rejects_string_labels(write_wav, tester):
+    collator = DataCollatorForAudioText(tester.processor, training=False)
+    with pytest.raises(TypeError, match="ClassLabel"):
+        collator([{"audio": str(write_wav("e.wav")), "text": "x", "label": "happy"}])
+
+
+def test_collator_without_labels_leaves_them_out(write_wav, tester):
+    batch = DataCollatorForAudioText(tester.processor, training=False)(
+        [{"audio": str(write_wav("f.wav")), "text": "x"}]
+    )
+    assert "labels" not in batch

@@ -1,0 +1,174 @@
+"""TurboConfig: an audio encoder config, a text encoder config and the Turbo hyper-parameters."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+LOSS_MODES = ("turbo", "cross", "vanilla")
+TEXT_POOLINGS = ("cls", "mean", "last")
+CLASSIFY_ON = ("first", "both")
+
+# Encoder config attributes that hold a dropout probability, across the supported families
+# (wav2vec2/HuBERT/WavLM/data2vec-audio, Whisper, BERT/RoBERTa, GPT-2). `dropout` is pushed into
+# every one a sub-config has, so one number controls the noise that makes the two Turbo views differ.
+_ENCODER_DROPOUT_ATTRIBUTES = (
+    "hidden_dropout",
+    "attention_dropout",
+    "activation_dropout",
+    "feat_proj_dropout",
+    "dropout",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "resid_pdrop",
+    "embd_pdrop",
+    "attn_pdrop",
+)
+_ENCODER_LAYERDROP_ATTRIBUTES = ("layerdrop", "encoder_layerdrop")
+
+# Decoder-only text encoders see only the left context at the first token, so their utterance
+# embedding is the last real token, not the first.
+_CAUSAL_TEXT_MODEL_TYPES = frozenset(
+    {
+        "gpt2",
+        "gpt_neo",
+        "gpt_neox",
+        "gptj",
+        "opt",
+        "bloom",
+        "llama",
+        "mistral",
+        "qwen2",
+        "qwen3",
+        "phi",
+        "phi3",
+    }
+)
+
+
+class TurboConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`TurboForAudioTextClassification`]: two encoder configs plus every
+    hyper-parameter of Turbo ("Turbo your multi-modal classification with contrastive learning",
+    Interspeech 2023).
+
+    Args:
+        audio_config (`PreTrainedConfig` or `dict`, *optional*):
+            Config of the audio encoder (`wav2vec2`, `hubert`, `wavlm`, `data2vec-audio` or
+            `whisper`, whose encoder alone is used). Defaults to a wav2vec2-base config.
+        text_config (`PreTrainedConfig` or `dict`, *optional*):
+            Config of the text encoder (`bert`, `roberta`, `gpt2`, ...). Defaults to bert-base.
+        projection_dim (`int`, defaults to 256):
+            Size d of the joint space that the linear projections FC_a and FC_t map to.
+        dropout (`float`, defaults to 0.2):
+            Dropout after the projections. Unless `encoder_dropout` is set, also pushed into the
+            encoders' hidden / attention / activation / feature-projection dropouts: this noise is
+            what makes Turbo's two views of a batch differ.
+        encoder_dropout (`float`, *optional*):
+            Dropout pushed into the encoders instead of `dropout`. `-1` leaves the encoders' own
+            dropout settings untouched.
+        encoder_layerdrop (`float`, defaults to 0.0):
+            LayerDrop pushed into the audio encoder. One skip decision per forward would be shared
+            by both views (they run as one batch) and breaks DDP with gradient checkpointing, so it
+            is off by default. `-1` leaves the encoder's setting untouched.
+        loss_mode (`str`, defaults to `"turbo"`):
+            `"turbo"`: two views, CE + the six InfoNCE terms. `"cross"`: one view, CE + one
+            cross-modal InfoNCE (CLAP-like). `"vanilla"`: one view, CE only.
+        ce_weight (`float`, defaults to 0.5):
+            lambda in `loss = lambda * CE + (1 - lambda) * contrastive`.
+        temperature (`float`, defaults to 0.05):
+            tau, the temperature of the cosine similarities inside InfoNCE.
+        text_pooling (`str`, *optional*):
+            `"cls"` (first token), `"mean"` (masked mean) or `"last"` (last real token). Defaults
+            to `"last"` for decoder-only text encoders (GPT-2 ...) and `"cls"` otherwise.
+        classify_on (`str`, defaults to `"first"`):
+            `"first"`: the classifier sees view 1 only (the paper). `"both"`: CE is averaged
+            over both views in training.
+        gather_across_processes (`bool`, defaults to `True`):
+            In distributed training, take contrastive negatives from every process (gathered with
+            gradient; each process scores its own rows against all columns).
+        initializer_range (`float`, defaults to 0.02):
+            Standard deviation of the initialisation of the projections and the classifier.
+    """
+
+    model_type = "turbo"
+    sub_configs_defaults = {
+        "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2"),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert"),
+    }
+    # Only the logits are gathered during evaluation; loss parts and embeddings stay out.
+    keys_to_ignore_at_inference: ClassVar[list[str]] = [
+        "ce_loss",
+        "contrastive_loss",
+        "in_modal_loss",
+        "cross_modal_loss",
+        "audio_embeds",
+        "text_embeds",
+    ]
+
+    audio_config: PreTrainedConfig | dict | None = None
+    text_config: PreTrainedConfig | dict | None = None
+    projection_dim: int = 256
+    dropout: float = 0.2
+    encoder_dropout: float | None = None
+    encoder_layerdrop: float = 0.0
+    loss_mode: str = "turbo"
+    ce_weight: float = 0.5
+    temperature: float = 0.05
+    text_pooling: str | None = None
+    classify_on: str = "first"
+    gather_across_processes: bool = True
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self._validate_turbo_fields()
+        if self.text_pooling is None:
+            self.text_pooling = "last" if self.text_config.model_type in _CAUSAL_TEXT_MODEL_TYPES else "cls"
+        encoder_dropout = self.dropout if self.encoder_dropout is None else self.encoder_dropout
+        if encoder_dropout >= 0:
+            for sub_config in (self.audio_config, self.text_config):
+                _set_existing(sub_config, _ENCODER_DROPOUT_ATTRIBUTES, encoder_dropout)
+        if self.encoder_layerdrop >= 0:
+            _set_existing(self.audio_config, _ENCODER_LAYERDROP_ATTRIBUTES, self.encoder_layerdrop)
+
+    def _validate_turbo_fields(self) -> None:
+        if self.loss_mode not in LOSS_MODES:
+            raise ValueError(f"TurboConfig.loss_mode must be one of {LOSS_MODES}, got {self.loss_mode!r}")
+        if self.text_pooling is not None and self.text_pooling not in TEXT_POOLINGS:
+            raise ValueError(
+                f"TurboConfig.text_pooling must be one of {TEXT_POOLINGS}, got {self.text_pooling!r}"
+            )
+        if self.classify_on not in CLASSIFY_ON:
+            raise ValueError(
+                f"TurboConfig.classify_on must be one of {CLASSIFY_ON}, got {self.classify_on!r}"
+            )
+        if not 0.0 <= self.ce_weight <= 1.0:
+            raise ValueError(f"TurboConfig.ce_weight (lambda) must be in [0, 1], got {self.ce_weight}")
+        if self.temperature <= 0:
+            raise ValueError(f"TurboConfig.temperature must be positive, got {self.temperature}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"TurboConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.projection_dim <= 0:
+            raise ValueError(f"TurboConfig.projection_dim must be positive, got {self.projection_dim}")
+
+    @classmethod
+    def from_audio_text_configs(
+        cls, audio_config: PreTrainedConfig, text_config: PreTrainedConfig, **kwargs
+    ) -> TurboConfig:
+        """Build a TurboConfig from two encoder configs (copied, so the originals stay unchanged)."""
+        return cls(audio_config=audio_config.to_dict(), text_config=text_config.to_dict(), **kwargs)
+
+
+def _set_existing(config: PreTrainedConfig, names: tuple[str, ...], value: float) -> None:
+    for name in names:
+        if hasattr(config, name):
+            setattr(config, name, value)
+
+
+__all__ = ["TurboConfig", "LOSS_MODES", "TEXT_POOLINGS", "CLASSIFY_ON"]

@@ -1,0 +1,1 @@
+"""Dataset loaders: IEMOCAP release, generic manifests, synthetic corpus."""

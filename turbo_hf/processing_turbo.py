@@ -1,0 +1,109 @@
+"""TurboProcessor: the audio encoder's feature extractor and the text encoder's tokenizer as one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from transformers import AutoFeatureExtractor, AutoTokenizer, BatchFeature, ProcessorMixin
+
+from .audio import AudioDecodingError, load_audio
+
+# Whisper-style extractors pad every input to a fixed window (30 s); the others pad to the longest.
+_FIXED_LENGTH_ATTRIBUTE = "n_samples"
+
+
+class TurboProcessor(ProcessorMixin):
+    """Turns raw audio and transcripts into the inputs of [`TurboForAudioTextClassification`].
+
+    The feature extractor's attention mask is returned as `audio_attention_mask` (the text has its
+    own `attention_mask`), and it is always returned: the model pools over valid frames with it even
+    for encoders that take no mask (wav2vec2-base).
+    """
+
+    def __init__(self, feature_extractor, tokenizer):
+        super().__init__(feature_extractor, tokenizer)
+
+    @classmethod
+    def from_encoders_pretrained(
+        cls, audio_model_name_or_path: str, text_model_name_or_path: str, **kwargs
+    ) -> TurboProcessor:
+        """Load the feature extractor of the audio encoder and the tokenizer of the text encoder."""
+        feature_extractor = AutoFeatureExtractor.from_pretrained(audio_model_name_or_path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path, **kwargs)
+        if tokenizer.pad_token is None:
+            # GPT-2 and other decoder-only tokenizers ship without a padding token.
+            tokenizer.pad_token = tokenizer.eos_token
+        return cls(feature_extractor=feature_extractor, tokenizer=tokenizer)
+
+    @property
+    def sampling_rate(self) -> int:
+        return self.feature_extractor.sampling_rate
+
+    @property
+    def audio_input_name(self) -> str:
+        return self.feature_extractor.model_input_names[0]
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return [self.audio_input_name, "audio_attention_mask", *self.tokenizer.model_input_names]
+
+    def __call__(
+        self,
+        audio: np.ndarray | Sequence[np.ndarray] | None = None,
+        text: str | Sequence[str] | None = None,
+        sampling_rate: int | None = None,
+        return_tensors: str | None = "pt",
+        max_length: int | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Featurize audio (1-D arrays) and tokenize text; either or both.
+
+        `sampling_rate` is the rate of the given arrays; they are resampled to the feature
+        extractor's rate when it differs (same soxr path as training). Without it, the arrays are
+        taken to be at the feature extractor's rate already.
+        """
+        if audio is None and text is None:
+            raise ValueError("TurboProcessor needs `audio`, `text` or both")
+        batch = {}
+        if audio is not None:
+            batch.update(self._featurize(audio, sampling_rate, return_tensors, **kwargs))
+        if text is not None:
+            if isinstance(text, str):
+                text = [text]
+            encoded = self.tokenizer(
+                list(text),
+                padding=True,
+                truncation=max_length is not None,
+                max_length=max_length,
+                return_tensors=return_tensors,
+            )
+            batch.update(encoded)
+        return BatchFeature(batch, tensor_type=return_tensors)
+
+    def _featurize(self, audio, sampling_rate, return_tensors, **kwargs) -> dict:
+        if isinstance(audio, np.ndarray) and audio.ndim == 1:
+            audio = [audio]
+        waveforms = []
+        for index, waveform in enumerate(audio):
+            try:
+                waveforms.append(
+                    load_audio(np.asarray(waveform), self.sampling_rate, sampling_rate or self.sampling_rate)
+                )
+            except AudioDecodingError as err:
+                raise AudioDecodingError(f"audio item {index} of the batch: {err}") from err
+        fixed_length = hasattr(self.feature_extractor, _FIXED_LENGTH_ATTRIBUTE)
+        features = self.feature_extractor(
+            waveforms,
+            sampling_rate=self.sampling_rate,
+            padding="max_length" if fixed_length else "longest",
+            return_attention_mask=True,
+            return_tensors=return_tensors,
+            **kwargs,
+        )
+        features = dict(features)
+        features["audio_attention_mask"] = features.pop("attention_mask")
+        return features
+
+
+__all__ = ["TurboProcessor"]
