@@ -10,14 +10,14 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 import soxr
 import torch
 
-AudioSource = Union[str, os.PathLike, bytes, tuple, Mapping, np.ndarray]
+AudioSource = str | os.PathLike | bytes | tuple | Mapping | np.ndarray
 
 
 class AudioDecodingError(ValueError):

@@ -3,6 +3,7 @@ joint space, a linear classifier on the concatenated projections, trained with C
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 
@@ -91,6 +92,9 @@ class TurboPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = []
     _supports_sdpa = True
+    # The loss is a per-batch mean (InfoNCE needs the whole batch), not a sum over items: the Trainer
+    # must scale it for gradient accumulation and must not pass num_items_in_batch.
+    accepts_loss_kwargs = False
 
     def _init_weights(self, module: nn.Module) -> None:
         # Encoders are PreTrainedModels and initialise themselves; this reaches only the new heads.
@@ -159,8 +163,14 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         (`num_labels`, `loss_mode`, `ce_weight`, ...). Dropout settings of the TurboConfig are
         applied to the encoders before their weights are loaded.
         """
-        audio_kwargs = {k[len("audio_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("audio_")}
-        text_kwargs = {k[len("text_") :]: kwargs.pop(k) for k in list(kwargs) if k.startswith("text_")}
+        config_fields = {f.name for f in dataclasses.fields(TurboConfig)}
+
+        def encoder_kwargs(prefix: str) -> dict:
+            # `text_pooling` is a TurboConfig field, not a text-encoder argument.
+            names = [k for k in kwargs if k.startswith(prefix) and k not in config_fields]
+            return {k[len(prefix) :]: kwargs.pop(k) for k in names}
+
+        audio_kwargs, text_kwargs = encoder_kwargs("audio_"), encoder_kwargs("text_")
         config = TurboConfig(
             audio_config=AutoConfig.from_pretrained(audio_model_name_or_path, **_hub_kwargs(audio_kwargs)),
             text_config=AutoConfig.from_pretrained(text_model_name_or_path, **_hub_kwargs(text_kwargs)),

@@ -1,0 +1,41 @@
+"""Device-directed speech detection (or any audio+text classification) from a manifest.
+
+    accelerate launch recipes/run_dsd.py --manifest data/dsd.csv --output_dir runs/dsd --loss_mode turbo
+
+The manifest (CSV, TSV or JSONL) has columns audio, text, label and split (train / validation /
+test). The best checkpoint by validation EER is scored on test: ACC and EER (binary), WA / UA / macro-F1.
+"""
+
+from turbo_hf.experiment import (
+    DataArguments,
+    ManifestArguments,
+    ModelArguments,
+    parse_recipe_arguments,
+    run_manifest,
+    setup_logging,
+)
+from turbo_hf.trainer import TurboTrainingArguments
+
+DSD_DEFAULTS = {
+    "metric_for_best_model": "eer",
+    "greater_is_better": False,
+    "load_best_model_at_end": True,
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "save_total_limit": 2,
+    "report_to": "none",
+}
+
+
+def main() -> None:
+    model_args, data_args, manifest_args, training_args = parse_recipe_arguments(
+        (ModelArguments, DataArguments, ManifestArguments, TurboTrainingArguments), DSD_DEFAULTS
+    )
+    setup_logging(training_args)
+    metrics = run_manifest(model_args, data_args, manifest_args, training_args)
+    if training_args.process_index == 0:
+        print(metrics)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from transformers import AutoModel, AutoProcessor
+
+from turbo_hf import DataCollatorForAudioText, TurboForAudioTextClassification, TurboProcessor
+from turbo_hf.experiment import (
+    DataArguments,
+    IemocapArguments,
+    ModelArguments,
+    parse_recipe_arguments,
+    summarize_folds,
+    train_and_evaluate,
+)
+from turbo_hf.metrics import compute_metrics
+from turbo_hf.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
+from turbo_hf.trainer import TurboTrainer, TurboTrainingArguments
+
+LABELS = ["neutral", "happy", "sad"]
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("encoders")
+    audio = save_tiny_audio_encoder(root / "audio", "wav2vec2", mask_time_prob=0.0)
+    text = save_tiny_text_encoder(root / "text", "bert", words=["calm", "joy", "tears"])
+    return str(audio), str(text)
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    """A 3-class corpus of real wav files: 12 train, 6 validation, 6 test."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    features = Features(
+        {
+            "id": Value("string"),
+            "audio": Value("string"),
+            "text": Value("string"),
+            "label": ClassLabel(names=LABELS),
+        }
+    )
+    words = ["calm", "joy", "tears"]
+
+    def split(name, size):
+        rows = {"id": [], "audio": [], "text": [], "label": []}
+        for i in range(size):
+            label = i % 3
+            path = root / f"{name}_{i}.wav"
+            t = np.arange(int(16000 * rng.uniform(0.4, 0.8))) / 16000
+            sf.write(path, 0.3 * np.sin(2 * np.pi * (150 + 100 * label) * t), 16000)
+            rows["id"].append(f"{name}_{i}")
+            rows["audio"].append(str(path))
+            rows["text"].append(f"a {words[label]} line")
+            rows["label"].append(label)
+        return Dataset.from_dict(rows, features=features)
+
+    return DatasetDict(train=split("train", 12), validation=split("validation", 6), test=split("test", 6))
+
+
+def _args(tmp_path, **overrides):
+    values = dict(
+        output_dir=str(tmp_path / "run"),
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        max_steps=2,
+        logging_steps=1,
+        learning_rate=1e-3,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+    )
+    values.update(overrides)
+    return TurboTrainingArguments(**values)
+
+
+def _trainer(encoders, splits, args, loss_mode="turbo"):
+    model = TurboForAudioTextClassification.from_encoders_pretrained(
+        *encoders, num_labels=3, projection_dim=16, loss_mode=loss_mode
+    )
+    processor = TurboProcessor.from_encoders_pretrained(*encoders)
+    return TurboTrainer(
+        model=model,
+        args=args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        data_collator=DataCollatorForAudioText(processor, max_duration=0.5),
+        eval_data_collator=DataCollatorForAudioText(processor, training=False),
+        processing_class=processor,
+        compute_metrics=compute_metrics,
+    )
+
+
+def test_trainer_logs_the_loss_parts_beside_the_total(tmp_path, encoders, splits):
+    trainer = _trainer(encoders, splits, _args(tmp_path))
+    trainer.train()
+    train_logs = [log for log in trainer.state.log_history if "loss" in log]
+    assert len(train_logs) == 2
+    for log in train_logs:
+        assert {"ce_loss", "in_modal_loss", "cross_modal_loss", "contrastive_loss"} <= set(log)
+        expected = 0.5 * log["ce_loss"] + 0.5 * (log["in_modal_loss"] + log["cross_modal_loss"])
+        assert log["loss"] == pytest.approx(expected, rel=1e-3)
+    metrics = trainer.evaluate()
+    assert {"eval_loss", "eval_ce_loss", "eval_wa", "eval_ua", "eval_macro_f1"} <= set(metrics)
+    assert "eval_in_modal_loss" not in metrics
+    # The Trainer weighs eval_loss by rows, the parts by batch: equal up to the uneven last batch.
+    assert metrics["eval_loss"] == pytest.approx(metrics["eval_ce_loss"], rel=1e-2)
+
+
+def test_vanilla_training_logs_only_cross_entropy(tmp_path, encoders, splits):
+    trainer = _trainer(encoders, splits, _args(tmp_path, max_steps=1), loss_mode="vanilla")
+    trainer.train()
+    log = next(log for log in trainer.state.log_history if "loss" in log)
+    assert "ce_loss" in log and "in_modal_loss" not in log and "cross_modal_loss" not in log
+
+
+def test_evaluation_uses_whole_utterances_while_training_crops(tmp_path, encoders, splits):
+    trainer = _trainer(encoders, splits, _args(tmp_path))
+    train_batch = next(iter(trainer.get_train_dataloader()))
+    eval_batch = next(iter(trainer.get_eval_dataloader()))
+    assert train_batch["input_values"].shape[1] <= 8000
+    assert eval_batch["input_values"].shape[1] > 8000
+
+
+def test_encoder_learning_rate_gives_encoders_their_own_group(tmp_path, encoders, splits):
+    trainer = _trainer(encoders, splits, _args(tmp_path, encoder_learning_rate=1e-5))
+    optimizer = trainer.create_optimizer()
+    encoder_ids = {
+        id(p) for n, p in trainer.model.named_parameters() if n.startswith(("audio_model", "text_model"))
+    }
+    for group in optimizer.param_groups:
+        in_encoders = {id(p) in encoder_ids for p in group["params"]}
+        assert len(in_encoders) == 1
+        assert group["lr"] == (1e-5 if in_encoders.pop() else 1e-3)
+    counted = sum(len(g["params"]) for g in optimizer.param_groups)
+    assert counted == sum(1 for p in trainer.model.parameters() if p.requires_grad)
+
+
+def test_resume_from_checkpoint_continues_the_step_count(tmp_path, encoders, splits):
+    first = _trainer(encoders, splits, _args(tmp_path, max_steps=2, save_strategy="steps", save_steps=2))
+    first.train()
+    checkpoint = tmp_path / "run" / "checkpoint-2"
+    assert checkpoint.is_dir()
+    resumed = _trainer(encoders, splits, _args(tmp_path, max_steps=4, save_strategy="no"))
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.state.global_step == 4
+    steps = [log["step"] for log in resumed.state.log_history if "loss" in log]
+    assert steps[-2:] == [3, 4]
+
+
+def test_early_stopping_needs_a_best_model_metric(tmp_path, encoders, splits):
+    with pytest.raises(ValueError, match="metric_for_best_model"):
+        _trainer(encoders, splits, _args(tmp_path, early_stopping_patience=2))
+
+
+def test_train_and_evaluate_saves_a_loadable_model_and_test_metrics(tmp_path, encoders, splits):
+    args = _args(
+        tmp_path,
+        max_steps=-1,
+        num_train_epochs=2,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="ua",
+        early_stopping_patience=3,
+    )
+    model_args = ModelArguments(
+        audio_model_name_or_path=encoders[0], text_model_name_or_path=encoders[1], projection_dim=16
+    )
+    metrics = train_and_evaluate(model_args, DataArguments(max_duration=0.5), args, splits)
+    assert {"test_wa", "test_ua", "test_macro_f1", "test_loss"} <= set(metrics)
+    output = tmp_path / "run"
+    assert json.loads((output / "test_results.json").read_text())["test_ua"] == metrics["test_ua"]
+    model = AutoModel.from_pretrained(output)
+    processor = AutoProcessor.from_pretrained(output)
+    assert model.config.id2label == dict(enumerate(LABELS))
+    assert isinstance(processor, TurboProcessor)
+
+
+def test_summarize_folds_writes_mean_and_sample_std(tmp_path):
+    folds = [
+        {"test_wa": 0.5, "test_ua": 0.4},
+        {"test_wa": 0.7, "test_ua": 0.6},
+        {"test_wa": 0.6, "test_ua": 0.8},
+    ]
+    summary = summarize_folds(folds, tmp_path)
+    assert summary["wa"]["mean"] == pytest.approx(0.6)
+    assert summary["ua"]["std"] == pytest.approx(np.std([0.4, 0.6, 0.8], ddof=1))
+    assert json.loads((tmp_path / "summary.json").read_text())["num_folds"] == 3
+    assert "60.00 ± 10.00" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_recipe_arguments_from_a_file_override_recipe_defaults(tmp_path, suffix):
+    values = {"output_dir": str(tmp_path), "loss_mode": "cross", "fold": "all", "metric_for_best_model": "wa"}
+    path = tmp_path / f"args{suffix}"
+    path.write_text(json.dumps(values))  # JSON is valid YAML
+    types = (ModelArguments, DataArguments, IemocapArguments, TurboTrainingArguments)
+    model_args, _, iemocap_args, training_args = parse_recipe_arguments(
+        types, {"metric_for_best_model": "ua", "save_total_limit": 2}, [str(path)]
+    )
+    assert model_args.loss_mode == "cross" and iemocap_args.fold == "all"
+    assert training_args.metric_for_best_model == "wa" and training_args.save_total_limit == 2
+
+
+def test_recipe_arguments_from_the_command_line_use_recipe_defaults(tmp_path):
+    types = (ModelArguments, DataArguments, IemocapArguments, TurboTrainingArguments)
+    model_args, data_args, _, training_args = parse_recipe_arguments(
+        types, {"metric_for_best_model": "ua"}, ["--output_dir", str(tmp_path), "--max_duration", "4"]
+    )
+    assert training_args.metric_for_best_model == "ua"
+    assert data_args.max_duration == 4.0 and model_args.loss_mode == "turbo"
+    assert training_args.remove_unused_columns is False
+
+
+def test_group_by_length_batches_utterances_of_similar_duration(tmp_path, encoders, splits):
+    train = splits["train"].add_column(
+        "duration", [float(i % 6) + (0.1 if i < 6 else 0.2) for i in range(12)]
+    )
+    args = _args(tmp_path, train_sampling_strategy="group_by_length", length_column_name="duration")
+    trainer = _trainer(encoders, DatasetDict(train=train, validation=splits["validation"]), args)
+    sampler = trainer._get_train_sampler()
+    order = list(sampler)
+    assert sorted(order) == list(range(12))
+    durations = train["duration"]
+    batches = [sorted(durations[i] for i in order[k : k + 4]) for k in range(0, 12, 4)]
+    assert all(batch[-1] - batch[0] < 2.5 for batch in batches)

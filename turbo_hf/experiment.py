@@ -1,0 +1,380 @@
+"""What the recipes share: argument groups, building model + processor, one train/evaluate run,
+and the summary of a cross-validation. The scripts in recipes/ only parse and call these."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging as py_logging
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets as hf_datasets
+import transformers
+import yaml
+from datasets import DatasetDict
+from transformers import HfArgumentParser, set_seed
+from transformers.utils import logging
+
+from .collator import DataCollatorForAudioText
+from .metrics import compute_metrics
+from .modeling_turbo import TurboForAudioTextClassification
+from .processing_turbo import TurboProcessor
+from .trainer import TurboTrainer, TurboTrainingArguments
+
+logger = logging.get_logger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    """Encoders and Turbo hyper-parameters (they become the TurboConfig)."""
+
+    audio_model_name_or_path: str = field(
+        default="facebook/wav2vec2-base", metadata={"help": "Audio encoder: hub id or local folder."}
+    )
+    text_model_name_or_path: str = field(
+        default="bert-base-uncased", metadata={"help": "Text encoder: hub id or local folder."}
+    )
+    loss_mode: str = field(default="turbo", metadata={"help": "turbo | cross | vanilla."})
+    ce_weight: float = field(
+        default=0.5, metadata={"help": "lambda: loss = lambda*CE + (1-lambda)*contrastive."}
+    )
+    temperature: float = field(default=0.05, metadata={"help": "tau of InfoNCE."})
+    projection_dim: int = field(default=256, metadata={"help": "Size of the joint audio-text space."})
+    dropout: float = field(
+        default=0.2, metadata={"help": "Dropout after projections, pushed into the encoders."}
+    )
+    text_pooling: str | None = field(
+        default=None, metadata={"help": "cls | mean | last (default by encoder)."}
+    )
+    classify_on: str = field(
+        default="first", metadata={"help": "first | both: views the classifier is trained on."}
+    )
+    freeze_feature_encoder: bool = field(
+        default=False, metadata={"help": "Freeze the audio encoder's convolutional front end."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded encoders are stored."})
+    model_revision: str | None = field(
+        default=None, metadata={"help": "Revision of both encoders on the hub."}
+    )
+
+    def turbo_config_kwargs(self) -> dict[str, Any]:
+        names = (
+            "loss_mode",
+            "ce_weight",
+            "temperature",
+            "projection_dim",
+            "dropout",
+            "text_pooling",
+            "classify_on",
+        )
+        return {name: getattr(self, name) for name in names}
+
+
+@dataclass
+class DataArguments:
+    """How examples become batches."""
+
+    max_duration: float | None = field(
+        default=15.0,
+        metadata={"help": "Training crops longer utterances to a random window of this many seconds."},
+    )
+    eval_max_duration: float | None = field(
+        default=None,
+        metadata={"help": "Centre-crop evaluation audio to this many seconds (default: keep whole)."},
+    )
+    max_text_length: int = field(
+        default=128, metadata={"help": "Transcripts are truncated to this many tokens."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Truncate the training set (debugging)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Truncate validation and test sets (debugging)."}
+    )
+
+
+@dataclass
+class IemocapArguments:
+    iemocap_root: str = field(
+        default=None, metadata={"help": "Folder holding Session1..Session5 of the release."}
+    )
+    protocol: str = field(
+        default="speaker", metadata={"help": "speaker (10 folds, 8/1/1) | session (5 folds)."}
+    )
+    fold: str = field(default="0", metadata={"help": "Fold number, or 'all' for the whole cross-validation."})
+    validation_fraction: float = field(
+        default=0.1,
+        metadata={"help": "Session protocol: stratified validation share of the training sessions."},
+    )
+    on_missing: str = field(
+        default="error", metadata={"help": "error | skip labelled utterances without audio."}
+    )
+
+
+@dataclass
+class ManifestArguments:
+    manifest: str = field(
+        default=None, metadata={"help": "CSV, TSV or JSONL with audio, text, label, split."}
+    )
+    audio_column: str = field(default="audio", metadata={"help": "Column with the audio path."})
+    text_column: str = field(default="text", metadata={"help": "Column with the transcript."})
+    label_column: str = field(default="label", metadata={"help": "Column with the class."})
+    split_column: str = field(default="split", metadata={"help": "Column naming train / validation / test."})
+    labels: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated class names in index order (default: sorted values)."},
+    )
+
+
+def parse_recipe_arguments(dataclass_types: tuple, defaults: dict[str, Any], argv: list[str] | None = None):
+    """Parse the command line, or a single .json / .yaml file, into the given dataclasses.
+
+    `defaults` are the recipe's own defaults (e.g. the metric that picks the best checkpoint); the user's
+    values win over them in both forms.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    parser = HfArgumentParser(dataclass_types)
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        path = Path(argv[0])
+        with path.open() as handle:
+            values = json.load(handle) if path.suffix == ".json" else yaml.safe_load(handle)
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of argument names to values")
+        return parser.parse_dict({**defaults, **values})
+    parser.set_defaults(**defaults)
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def build_model_and_processor(
+    model_args: ModelArguments, label_names: list[str]
+) -> tuple[TurboForAudioTextClassification, TurboProcessor]:
+    """Pretrained encoders + fresh Turbo heads for `label_names`, and the matching processor."""
+    hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
+    hub = {k: v for k, v in hub.items() if v is not None}
+    model = TurboForAudioTextClassification.from_encoders_pretrained(
+        model_args.audio_model_name_or_path,
+        model_args.text_model_name_or_path,
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={name: index for index, name in enumerate(label_names)},
+        **{f"audio_{k}": v for k, v in hub.items()},
+        **{f"text_{k}": v for k, v in hub.items()},
+        **model_args.turbo_config_kwargs(),
+    )
+    if model_args.freeze_feature_encoder:
+        model.freeze_feature_encoder()
+    processor = TurboProcessor.from_encoders_pretrained(
+        model_args.audio_model_name_or_path, model_args.text_model_name_or_path, **hub
+    )
+    return model, processor
+
+
+def _truncate(datasets: DatasetDict, data_args: DataArguments) -> DatasetDict:
+    limits = {"train": data_args.max_train_samples}
+    limits.update({name: data_args.max_eval_samples for name in datasets if name != "train"})
+    return DatasetDict(
+        {
+            name: split.select(range(min(len(split), limits[name]))) if limits.get(name) else split
+            for name, split in datasets.items()
+        }
+    )
+
+
+def train_and_evaluate(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TurboTrainingArguments,
+    datasets: DatasetDict,
+) -> dict[str, float]:
+    """Train on `train`, pick the best checkpoint on `validation`, report on `test`.
+
+    Saves the model and processor in `training_args.output_dir` and returns the test metrics
+    (keys prefixed `test_`).
+    """
+    missing = {"train", "validation", "test"} - set(datasets)
+    if missing:
+        raise ValueError(f"datasets needs train, validation and test splits; missing {sorted(missing)}")
+    set_seed(training_args.seed)
+    datasets = _truncate(datasets, data_args)
+    label_names = datasets["train"].features["label"].names
+    model, processor = build_model_and_processor(model_args, label_names)
+    collator_kwargs = dict(
+        processor=processor,
+        max_duration=data_args.max_duration,
+        eval_max_duration=data_args.eval_max_duration,
+        max_text_length=data_args.max_text_length,
+    )
+    # The Trainer would push every checkpoint with its own generic card; we push once, at the end,
+    # with a card that states the method and the test results.
+    push_to_hub = training_args.push_to_hub
+    trainer = TurboTrainer(
+        model=model,
+        args=dataclasses.replace(training_args, push_to_hub=False),
+        train_dataset=datasets["train"],
+        eval_dataset=datasets["validation"],
+        data_collator=DataCollatorForAudioText(training=True, **collator_kwargs),
+        eval_data_collator=DataCollatorForAudioText(training=False, **collator_kwargs),
+        processing_class=processor,
+        compute_metrics=compute_metrics,
+    )
+
+    checkpoint = training_args.resume_from_checkpoint
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model()
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    trainer.save_state()
+
+    metrics = trainer.evaluate(datasets["validation"], metric_key_prefix="eval")
+    trainer.log_metrics("eval", metrics)
+    trainer.save_metrics("eval", metrics)
+    test_metrics = trainer.evaluate(datasets["test"], metric_key_prefix="test")
+    trainer.log_metrics("test", test_metrics)
+    trainer.save_metrics("test", test_metrics)
+    if push_to_hub and trainer.is_world_process_zero():
+        from .hub import push_to_hub as push_model
+
+        repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
+        push_model(
+            trainer.model, processor, repo_id, eval_results=test_metrics, token=training_args.hub_token
+        )
+    return test_metrics
+
+
+def setup_logging(training_args: TurboTrainingArguments) -> None:
+    """One logging set-up for every recipe: the main process at the Trainer's log level."""
+    py_logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[py_logging.StreamHandler(sys.stdout)],
+    )
+    level = training_args.get_process_log_level()
+    for library_logging in (logging, hf_datasets.utils.logging):
+        library_logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+    py_logging.getLogger("turbo_hf").setLevel(level)
+
+
+def _fold_output_dir(training_args: TurboTrainingArguments, fold: int, many: bool) -> TurboTrainingArguments:
+    if not many:
+        return training_args
+    return dataclasses.replace(
+        training_args, output_dir=os.path.join(training_args.output_dir, f"fold_{fold}")
+    )
+
+
+def run_iemocap(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    iemocap_args: IemocapArguments,
+    training_args: TurboTrainingArguments,
+) -> dict[str, Any]:
+    """One IEMOCAP fold, or with `fold="all"` every fold in turn followed by summary.json / summary.md."""
+    from .data.iemocap import IEMOCAP_NUM_FOLDS, load_iemocap
+
+    if iemocap_args.iemocap_root is None:
+        raise ValueError(
+            "--iemocap_root is required: the folder holding Session1..Session5 of the IEMOCAP release"
+        )
+    if iemocap_args.protocol not in IEMOCAP_NUM_FOLDS:
+        raise ValueError(
+            f"--protocol must be one of {sorted(IEMOCAP_NUM_FOLDS)}, got {iemocap_args.protocol!r}"
+        )
+    num_folds = IEMOCAP_NUM_FOLDS[iemocap_args.protocol]
+    if iemocap_args.fold == "all":
+        folds = list(range(num_folds))
+    elif iemocap_args.fold.isdigit() and int(iemocap_args.fold) < num_folds:
+        folds = [int(iemocap_args.fold)]
+    else:
+        raise ValueError(f"--fold must be 0..{num_folds - 1} or 'all' for protocol {iemocap_args.protocol!r}")
+
+    fold_metrics = []
+    for fold in folds:
+        logger.info("IEMOCAP %s protocol, fold %d of %d", iemocap_args.protocol, fold, num_folds)
+        splits = load_iemocap(
+            iemocap_args.iemocap_root,
+            protocol=iemocap_args.protocol,
+            fold=fold,
+            validation_fraction=iemocap_args.validation_fraction,
+            seed=training_args.seed,
+            on_missing=iemocap_args.on_missing,
+        )
+        fold_args = _fold_output_dir(training_args, fold, many=len(folds) > 1)
+        metrics = train_and_evaluate(model_args, data_args, fold_args, splits)
+        fold_metrics.append({"fold": fold, **metrics})
+    if len(folds) == 1:
+        return fold_metrics[0]
+    return summarize_folds(fold_metrics, training_args.output_dir)
+
+
+def run_manifest(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    manifest_args: ManifestArguments,
+    training_args: TurboTrainingArguments,
+) -> dict[str, float]:
+    """Train / validate / test on the splits of one manifest (device-directed speech and others)."""
+    from .data.manifest import load_manifest
+
+    if manifest_args.manifest is None:
+        raise ValueError(
+            "--manifest is required: a CSV, TSV or JSONL file with audio, text, label and split columns"
+        )
+    labels = [name.strip() for name in manifest_args.labels.split(",")] if manifest_args.labels else None
+    splits = load_manifest(
+        manifest_args.manifest,
+        audio_column=manifest_args.audio_column,
+        text_column=manifest_args.text_column,
+        label_column=manifest_args.label_column,
+        labels=labels,
+        split_column=manifest_args.split_column,
+    )
+    if not isinstance(splits, DatasetDict):
+        raise ValueError(
+            f"{manifest_args.manifest}: no {manifest_args.split_column!r} column; training needs rows marked "
+            "train, validation and test"
+        )
+    return train_and_evaluate(model_args, data_args, training_args, splits)
+
+
+def summarize_folds(
+    fold_metrics: list[dict[str, float]], output_dir: str | os.PathLike, keys=("wa", "ua")
+) -> dict:
+    """Mean ± std over folds of each metric; writes summary.json and summary.md in `output_dir`."""
+    summary: dict[str, Any] = {"num_folds": len(fold_metrics), "folds": fold_metrics}
+    rows = []
+    for key in keys:
+        values = [m[f"test_{key}"] for m in fold_metrics if f"test_{key}" in m]
+        if not values:
+            continue
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+        summary[key] = {"mean": mean, "std": std}
+        rows.append(f"| {key.upper()} | {100 * mean:.2f} ± {100 * std:.2f} | {len(values)} |")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    table = ["| metric | mean ± std (%) | folds |", "|---|---|---|", *rows]
+    (output_dir / "summary.md").write_text("\n".join(table) + "\n")
+    return summary
+
+
+__all__ = [
+    "ModelArguments",
+    "DataArguments",
+    "IemocapArguments",
+    "ManifestArguments",
+    "parse_recipe_arguments",
+    "build_model_and_processor",
+    "train_and_evaluate",
+    "summarize_folds",
+    "setup_logging",
+    "run_iemocap",
+    "run_manifest",
+]

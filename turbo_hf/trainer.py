@@ -1,0 +1,165 @@
+"""TurboTrainer: the transformers Trainer, logging Turbo's loss parts and with encoder-specific LR."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import torch
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers.utils import logging
+
+from .sampling import DurationGroupedSampler
+
+logger = logging.get_logger(__name__)
+
+# Loss parts of TurboClassifierOutput logged beside the total loss, under these names.
+LOSS_PARTS = {
+    "ce_loss": "ce_loss",
+    "in_modal_loss": "in_modal_loss",
+    "cross_modal_loss": "cross_modal_loss",
+    "contrastive_loss": "contrastive_loss",
+}
+_ENCODER_PREFIXES = ("audio_model.", "text_model.")
+
+
+@dataclass
+class TurboTrainingArguments(TrainingArguments):
+    """TrainingArguments plus the settings only Turbo training needs.
+
+    `remove_unused_columns` defaults to False: the collator decodes audio from the dataset's `audio`
+    column, which the model's forward does not name.
+    """
+
+    encoder_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the audio and text encoders; the projections and the classifier use "
+            "`learning_rate`. Default: one learning rate for all."
+        },
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop after this many evaluations without improvement of `metric_for_best_model` (the paper: "
+            "10 epochs with eval_strategy=epoch). Needs load_best_model_at_end."
+        },
+    )
+    early_stopping_threshold: float = field(
+        default=0.0, metadata={"help": "Minimum improvement that resets early-stopping patience."}
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Kept False: the collator needs the raw audio/text columns."}
+    )
+
+
+class TurboTrainer(Trainer):
+    """Trainer that logs the mean CE, in-modal and cross-modal losses beside the total at every
+    logging step (and in evaluation), and gives the encoders their own learning rate if asked."""
+
+    def __init__(self, *args, eval_data_collator=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Training crops audio at random; evaluation keeps whole utterances. The Trainer has one
+        # collator for both, so evaluation and test loaders swap this one in.
+        self.eval_data_collator = eval_data_collator
+        self._loss_parts = {"train": defaultdict(list), "eval": defaultdict(list)}
+        patience = getattr(self.args, "early_stopping_patience", None)
+        if patience is not None:
+            if not self.args.load_best_model_at_end or self.args.metric_for_best_model is None:
+                raise ValueError(
+                    "early_stopping_patience needs load_best_model_at_end=True and a metric_for_best_model "
+                    "(e.g. 'ua'), with matching eval_strategy and save_strategy"
+                )
+            self.add_callback(
+                EarlyStoppingCallback(
+                    early_stopping_patience=patience,
+                    early_stopping_threshold=self.args.early_stopping_threshold,
+                )
+            )
+
+    def _get_train_sampler(self, train_dataset=None):
+        # Group by the `duration` column with our sampler: the Trainer's LengthGroupedSampler caps its
+        # sorted mega-batches at a quarter of the data and pads ~1.24x at batch 64 on IEMOCAP-like
+        # spreads, against ~1.05x here (benchmarks/bench_padding.py).
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        column = self.args.length_column_name
+        grouped = self.args.train_sampling_strategy == "group_by_length"
+        if not grouped or not hasattr(dataset, "column_names") or column not in dataset.column_names:
+            return super()._get_train_sampler(train_dataset)
+        return DurationGroupedSampler(
+            dataset[column],
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            seed=self.args.seed,
+            num_processes=self.args.world_size,
+        )
+
+    def _with_eval_collator(self, build):
+        if self.eval_data_collator is None:
+            return build()
+        train_collator, self.data_collator = self.data_collator, self.eval_data_collator
+        try:
+            return build()
+        finally:
+            self.data_collator = train_collator
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        return self._with_eval_collator(lambda: super(TurboTrainer, self).get_eval_dataloader(eval_dataset))
+
+    def get_test_dataloader(self, test_dataset):
+        return self._with_eval_collator(lambda: super(TurboTrainer, self).get_test_dataloader(test_dataset))
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(**inputs)
+        mode = "train" if model.training else "eval"
+        for field_name, log_name in LOSS_PARTS.items():
+            value = outputs.get(field_name)
+            if value is not None:
+                gathered = self.accelerator.gather_for_metrics(value.detach().reshape(1))
+                self._loss_parts[mode][log_name].append(gathered.float().mean().item())
+        loss = outputs.loss
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Evaluation parts go into the evaluation metrics instead (see `evaluation_loop`).
+        if self.model.training:
+            parts = self._loss_parts["train"]
+            logs = {**logs, **{name: sum(values) / len(values) for name, values in parts.items() if values}}
+            parts.clear()
+        super().log(logs, start_time)
+
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
+        self._loss_parts["eval"].clear()
+        output = super().evaluation_loop(
+            dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
+        )
+        for name, values in self._loss_parts["eval"].items():
+            if values:
+                output.metrics[f"{metric_key_prefix}_{name}"] = sum(values) / len(values)
+        self._loss_parts["eval"].clear()
+        return output
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        optimizer = super().create_optimizer(model)
+        encoder_lr = getattr(self.args, "encoder_learning_rate", None)
+        if encoder_lr is None:
+            return optimizer
+        opt_model = self.model if model is None else model
+        encoder_params = {id(p) for n, p in opt_model.named_parameters() if n.startswith(_ENCODER_PREFIXES)}
+        # Split each (decay / no-decay) group into an encoder part and a head part.
+        groups = []
+        for group in optimizer.param_groups:
+            for is_encoder in (True, False):
+                params = [p for p in group["params"] if (id(p) in encoder_params) == is_encoder]
+                if params:
+                    groups.append(
+                        {**group, "params": params, "lr": encoder_lr if is_encoder else group["lr"]}
+                    )
+        optimizer.param_groups.clear()
+        for group in groups:
+            optimizer.add_param_group(group)
+        return optimizer
+
+
+__all__ = ["TurboTrainer", "TurboTrainingArguments", "LOSS_PARTS"]
