@@ -75,3 +75,54 @@ def test_a_process_with_no_peer_group_uses_only_its_own_rows():
     views = _global_views()
     assert not dist.is_initialized()
     assert turbo_loss(*views, gather_across_processes=True).item() == turbo_loss(*views).item()
+
+
+def _model_worker(rank: int, port: int, results_path: str) -> None:
+    from conftest import TurboModelTester
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD_SIZE)
+    try:
+        torch.set_num_threads(1)
+        tester = TurboModelTester(dropout=0.0)
+        model = tester.model().train()
+        batch = tester.inputs(batch_size=4)
+        rows = slice(rank * 2, (rank + 1) * 2)
+        output = model(**{name: tensor[rows] for name, tensor in batch.items()})
+        output.loss.backward()
+        # What DDP does to gradients: average over processes.
+        for parameter in model.parameters():
+            if parameter.grad is not None:
+                dist.all_reduce(parameter.grad)
+                parameter.grad /= WORLD_SIZE
+        torch.save(
+            {
+                "loss": output.loss.detach(),
+                "contrastive": output.contrastive_loss.detach(),
+                "grads": {n: p.grad for n, p in model.named_parameters() if p.grad is not None},
+            },
+            f"{results_path}.{rank}",
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_turbo_model_step_equals_one_process_step_on_the_whole_batch(tmp_path):
+    from conftest import TurboModelTester
+
+    results_path = str(tmp_path / "model")
+    mp.spawn(_model_worker, args=(_free_port(), results_path), nprocs=WORLD_SIZE, join=True)
+    results = [torch.load(f"{results_path}.{rank}") for rank in range(WORLD_SIZE)]
+
+    tester = TurboModelTester(dropout=0.0)
+    model = tester.model().train()
+    output = model(**tester.inputs(batch_size=4))
+    output.loss.backward()
+
+    mean_loss = torch.stack([r["loss"] for r in results]).mean().item()
+    mean_contrastive = torch.stack([r["contrastive"] for r in results]).mean().item()
+    assert abs(mean_contrastive - output.contrastive_loss.item()) < 1e-4
+    assert abs(mean_loss - output.loss.item()) < 1e-4
+    for name, parameter in model.named_parameters():
+        if parameter.grad is not None:
+            torch.testing.assert_close(results[0]["grads"][name], parameter.grad, rtol=1e-3, atol=1e-5)
