@@ -39,7 +39,9 @@ def to_mono(waveform: np.ndarray) -> np.ndarray:
     if waveform.ndim == 1:
         return waveform
     if waveform.ndim != 2:
-        raise AudioDecodingError(f"expected a 1-D or (samples, channels) waveform, got shape {waveform.shape}")
+        raise AudioDecodingError(
+            f"expected a 1-D or (samples, channels) waveform, got shape {waveform.shape}"
+        )
     return waveform.mean(axis=1)
 
 
@@ -81,7 +83,9 @@ def _split_source(source: AudioSource, sampling_rate: int | None) -> tuple[np.nd
             return _decode_file(source["bytes"])
         if source.get("path"):
             return _decode_file(source["path"])
-        raise AudioDecodingError(f"an audio dict needs 'array' + 'sampling_rate', 'bytes' or 'path'; got keys {sorted(source)}")
+        raise AudioDecodingError(
+            f"an audio dict needs 'array' + 'sampling_rate', 'bytes' or 'path'; got keys {sorted(source)}"
+        )
     if isinstance(source, (np.ndarray, torch.Tensor)):
         if sampling_rate is None:
             raise AudioDecodingError("a raw audio array needs its sampling rate")

@@ -1,0 +1,206 @@
+"""IEMOCAP loader: release-format quirks, the 4-class map, both fold protocols, errors."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+
+import numpy as np
+import pytest
+from data_fixtures import SPEAKER_LABELS, dialog_names, write_iemocap_fixture
+
+from turbo_hf import DataCollatorForAudioText
+from turbo_hf.data.iemocap import (
+    IEMOCAP_NUM_FOLDS,
+    IEMOCAP_SPEAKERS,
+    IemocapFormatError,
+    load_iemocap,
+    load_iemocap_utterances,
+    read_emo_evaluation,
+    read_transcriptions,
+    speaker_of,
+)
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("IEMOCAP_full_release")
+    return root, write_iemocap_fixture(root)
+
+
+def test_reads_the_four_classes_with_happy_and_excited_merged(release):
+    root, expected = release
+    utterances = load_iemocap_utterances(root)
+    names = utterances.features["label"].names
+    assert names == ["neutral", "happy", "sad", "angry"]
+    found = Counter(names[label] for label in utterances["label"])
+    assert found == expected["classes"]
+    assert set(utterances["emotion"]) == {"neu", "hap", "exc", "sad", "ang"}
+
+
+def test_columns_and_values_of_one_utterance(release):
+    root, expected = release
+    utterances = load_iemocap_utterances(root)
+    row = utterances[utterances["id"].index("Ses03M_impro05a_F001")]
+    record = next(r for r in expected["dialogs"]["Ses03M_impro05a"] if r["id"] == "Ses03M_impro05a_F001")
+    assert row["speaker"] == "Ses03_F" and row["gender"] == "F" and row["session"] == 3
+    assert row["dialog"] == "Ses03M_impro05a" and row["method"] == "impro"
+    assert row["text"] == record["text"]
+    assert row["start"] == pytest.approx(record["start"], abs=1e-4)
+    assert row["duration"] == pytest.approx(record["end"] - record["start"], abs=1e-3)
+    assert row["audio"].endswith("Session3/sentences/wav/Ses03M_impro05a/Ses03M_impro05a_F001.wav")
+    assert utterances.features["label"].int2str(row["label"]) == "happy"
+
+
+def test_speaker_is_the_letter_of_the_last_token_not_the_lead():
+    assert speaker_of("Ses01F_impro01_M000") == (1, "M", "Ses01_M")
+    assert speaker_of("Ses05M_script01_1b_F012") == (5, "F", "Ses05_F")
+
+
+def test_per_speaker_counts_and_scripted_dialog_with_suffix(release):
+    root, expected = release
+    utterances = load_iemocap_utterances(root)
+    assert Counter(utterances["speaker"]) == expected["speakers"]
+    scripted = [d for d, m in zip(utterances["dialog"], utterances["method"]) if m == "script"]
+    assert "Ses05M_script01_1b" in scripted and "Ses03F_script02_2" in scripted
+
+
+def test_transcript_lines_that_are_not_utterances_are_ignored(release):
+    root, _ = release
+    dialog = dialog_names(1)[0]
+    transcripts = read_transcriptions(root / "Session1" / "dialog" / "transcriptions" / f"{dialog}.txt")
+    assert len(transcripts) == 2 * len(SPEAKER_LABELS)
+    assert not any("XX" in key for key in transcripts)
+    assert all(not text.endswith("\r") for text in transcripts.values())
+    raw = (root / "Session1" / "dialog" / "transcriptions" / f"{dialog}.txt").read_bytes()
+    assert b"\r\n" in raw  # the fixture really has the release's CRLF endings
+
+
+def test_tag_only_transcripts_are_kept_verbatim(release):
+    root, _ = release
+    utterances = load_iemocap_utterances(root)
+    assert utterances[utterances["id"].index(f"{dialog_names(2)[0]}_M003")]["text"] == "[LAUGHTER]"
+
+
+def test_label_file_blocks_list_f_before_m_and_keep_only_the_first_line(release):
+    root, _ = release
+    dialog = dialog_names(4)[1]
+    blocks = read_emo_evaluation(root / "Session4" / "dialog" / "EmoEvaluation" / f"{dialog}.txt")
+    assert len(blocks) == 2 * len(SPEAKER_LABELS)
+    genders = [block["id"].rsplit("_", 1)[1][0] for block in blocks]
+    assert genders == sorted(genders)  # all F, then all M: not time order
+    assert Counter(block["emotion"] for block in blocks) == Counter(SPEAKER_LABELS * 2)
+
+
+def test_other_label_maps_by_argument(release):
+    root, _ = release
+    utterances = load_iemocap_utterances(root, classes=["neu", "ang", "fru"])
+    assert utterances.features["label"].names == ["neu", "ang", "fru"]
+    per_label = 5 * 2 * 2  # sessions x dialogs x speakers
+    assert Counter(utterances["emotion"]) == {
+        code: per_label * SPEAKER_LABELS.count(code) for code in ("neu", "ang", "fru")
+    }
+    with_xxx = load_iemocap_utterances(root, classes={"neu": "calm", "xxx": "unsure", "oth": "unsure"})
+    assert with_xxx.features["label"].names == ["calm", "unsure"]
+    assert len(with_xxx) == 20 * sum(SPEAKER_LABELS.count(code) for code in ("neu", "xxx", "oth"))
+
+
+@pytest.mark.parametrize("fold", range(IEMOCAP_NUM_FOLDS["speaker"]))
+def test_speaker_folds_test_one_speaker_and_validate_on_the_other_of_its_session(release, fold):
+    root, expected = release
+    splits = load_iemocap(root, protocol="speaker", fold=fold)
+    test_speaker = IEMOCAP_SPEAKERS[fold]
+    assert set(splits["test"]["speaker"]) == {test_speaker}
+    (validation_speaker,) = set(splits["validation"]["speaker"])
+    assert validation_speaker != test_speaker and validation_speaker[:5] == test_speaker[:5]
+    assert len(set(splits["train"]["speaker"])) == 8
+    assert not {test_speaker, validation_speaker} & set(splits["train"]["speaker"])
+    assert sum(len(split) for split in splits.values()) == sum(expected["classes"].values())
+
+
+@pytest.mark.parametrize("fold", range(IEMOCAP_NUM_FOLDS["session"]))
+def test_session_folds_leave_one_session_out_with_a_stratified_validation(release, fold):
+    root, expected = release
+    splits = load_iemocap(root, protocol="session", fold=fold, validation_fraction=0.25, seed=1)
+    assert set(splits["test"]["session"]) == {fold + 1}
+    assert fold + 1 not in set(splits["train"]["session"]) | set(splits["validation"]["session"])
+    ids = {name: set(split["id"]) for name, split in splits.items()}
+    assert not ids["train"] & ids["validation"] and not ids["train"] & ids["test"]
+    assert not ids["validation"] & ids["test"]
+    assert not set(splits["test"]["speaker"]) & set(splits["train"]["speaker"])
+    assert sum(len(v) for v in ids.values()) == sum(expected["classes"].values())
+    # stratified: each class is held out in proportion
+    train_and_validation = Counter(splits["train"]["label"]) + Counter(splits["validation"]["label"])
+    for label, count in Counter(splits["validation"]["label"]).items():
+        assert count == round(0.25 * train_and_validation[label])
+
+
+def test_session_validation_is_seeded(release):
+    root, _ = release
+    first = load_iemocap(root, protocol="session", fold=2, seed=3)["validation"]["id"]
+    again = load_iemocap(root, protocol="session", fold=2, seed=3)["validation"]["id"]
+    other = load_iemocap(root, protocol="session", fold=2, seed=4)["validation"]["id"]
+    assert first == again and first != other
+
+
+def test_bad_fold_and_protocol_are_rejected(release):
+    root, _ = release
+    with pytest.raises(ValueError, match="0..4"):
+        load_iemocap(root, protocol="session", fold=5)
+    with pytest.raises(ValueError, match="protocol"):
+        load_iemocap(root, protocol="dialog")
+
+
+def test_a_folder_that_is_not_a_release_gets_an_error_saying_what_was_expected(tmp_path):
+    (tmp_path / "wavs").mkdir()
+    with pytest.raises(
+        IemocapFormatError, match=r"Session1 \.\.\. Session5.*EmoEvaluation.*found \['wavs'\]"
+    ):
+        load_iemocap(tmp_path)
+
+
+def test_the_parent_of_the_release_folder_is_accepted(release):
+    root, _ = release
+    assert len(load_iemocap_utterances(root.parent / root.name)) == len(load_iemocap_utterances(root))
+
+
+def test_missing_wav_is_an_error_naming_it_or_skipped_and_counted(tmp_path, caplog):
+    root = tmp_path / "IEMOCAP_full_release"
+    expected = write_iemocap_fixture(root)
+    dialog = dialog_names(2)[1]
+    missing = root / "Session2" / "sentences" / "wav" / dialog / f"{dialog}_M004.wav"
+    missing.unlink()
+    with pytest.raises(IemocapFormatError, match=f"{dialog}_M004.*no audio file"):
+        load_iemocap_utterances(root)
+    with caplog.at_level("WARNING"):
+        utterances = load_iemocap_utterances(root, on_missing="skip")
+    assert len(utterances) == sum(expected["classes"].values()) - 1
+    assert "skipped 1 labelled utterance" in caplog.text
+
+
+def test_unlabelled_utterance_without_wav_is_not_an_error(tmp_path):
+    root = tmp_path / "release"
+    write_iemocap_fixture(root)
+    dialog = dialog_names(1)[0]
+    (root / "Session1" / "sentences" / "wav" / dialog / f"{dialog}_F005.wav").unlink()  # fru: not kept
+    assert len(load_iemocap_utterances(root)) > 0
+
+
+def test_a_missing_session_makes_its_folds_fail_clearly(tmp_path):
+    root = tmp_path / "release"
+    write_iemocap_fixture(root)
+    shutil.rmtree(root / "Session4")
+    with pytest.raises(IemocapFormatError, match="Ses04_F.*no utterance"):
+        load_iemocap(root, protocol="speaker", fold=6)
+
+
+def test_the_collator_reads_a_loaded_split(release):
+    from conftest import TurboModelTester
+
+    root, _ = release
+    tester = TurboModelTester(num_labels=4)
+    test_split = load_iemocap(root, protocol="speaker", fold=0)["test"]
+    batch = DataCollatorForAudioText(tester.processor, training=False)([test_split[i] for i in range(3)])
+    assert batch["input_values"].shape[0] == 3
+    assert batch["labels"].tolist() == test_split["label"][:3]
+    assert np.isfinite(batch["input_values"].numpy()).all()

@@ -1,0 +1,269 @@
+"""load_manifest: CSV / TSV / JSONL manifests to datasets, with errors that name file and line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+
+import pytest
+import soundfile as sf
+from conftest import TurboModelTester
+from datasets import ClassLabel, Dataset, DatasetDict
+
+from turbo_hf import DataCollatorForAudioText
+from turbo_hf.data.manifest import ManifestError, load_manifest, load_manifest_with_report
+
+
+@pytest.fixture
+def clips(write_wav):
+    """Three short wav files under tmp_path/clips, of 0.5, 0.25 and 0.75 s."""
+    return [write_wav(f"clips/{i}.wav", seconds=s) for i, s in enumerate((0.5, 0.25, 0.75))]
+
+
+def _write_csv(path, header, rows, delimiter=","):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def _rows(with_split=True):
+    rows = [
+        ["clips/0.wav", "hello world", "yes", "train"],
+        ["clips/1.wav", "happy", "no", "dev"],
+        ["clips/2.wav", "sad", "yes", "test"],
+    ]
+    return rows if with_split else [row[:3] for row in rows]
+
+
+def _assert_names(err, file_name, line):
+    assert re.search(rf"{re.escape(file_name)}:{line}\b", str(err.value)), str(err.value)
+
+
+@pytest.mark.parametrize("extension", [".csv", ".tsv"])
+def test_delimited_manifest_loads_with_splits(tmp_path, clips, extension):
+    path = _write_csv(
+        tmp_path / f"m{extension}",
+        ["audio", "text", "label", "split"],
+        _rows(),
+        delimiter="," if extension == ".csv" else "\t",
+    )
+    data = load_manifest(path)
+    assert isinstance(data, DatasetDict)
+    assert list(data) == ["train", "validation", "test"]  # "dev" is the validation alias
+    assert "split" not in data["train"].column_names
+    assert data["train"].column_names == ["id", "audio", "text", "label", "duration"]
+    row = data["validation"][0]
+    assert row["audio"] == str(clips[1]) and row["text"] == "happy"
+    assert row["id"] == "m:3"  # stem:line, the first data row is line 2
+    assert data["train"].features["label"].names == ["no", "yes"]
+    assert data["validation"][0]["label"] == 0
+
+
+def test_jsonl_manifest_loads_without_split_as_dataset(tmp_path, clips):
+    rows = [{"audio": str(clips[0]), "text": "hello", "label": 1, "speaker": "A", "age": 31}]
+    rows.append({"audio": "clips/1.wav", "text": None, "label": 0, "speaker": "B", "age": 40})
+    data = load_manifest(_write_jsonl(tmp_path / "m.jsonl", rows))
+    assert isinstance(data, Dataset)
+    assert data.column_names == ["id", "audio", "text", "label", "duration", "speaker", "age"]
+    assert data.features["label"].names == ["0", "1"]  # integer labels keep their string form
+    assert data["label"] == [1, 0]
+    assert data["audio"] == [str(clips[0]), str(clips[1])]  # absolute and relative paths
+    assert data["age"] == ["31", "40"] and data["text"] == ["hello", ""]
+
+
+def test_json_extension_reads_json_lines(tmp_path, clips):
+    data = load_manifest(
+        _write_jsonl(tmp_path / "m.json", [{"audio": "clips/0.wav", "text": "a", "label": "x"}])
+    )
+    assert len(data) == 1
+
+
+def test_integer_labels_sort_numerically(tmp_path, write_wav):
+    write_wav("a.wav", seconds=0.1)
+    rows = [["a.wav", "t", label] for label in ("10", "2", "0")]
+    data = load_manifest(_write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows))
+    assert data.features["label"].names == ["0", "2", "10"]
+    assert data["label"] == [2, 1, 0]
+
+
+def test_custom_column_names_and_id_column(tmp_path, clips):
+    rows = [["u1", "clips/0.wav", "hi", "b", "train", "x"], ["u2", "clips/1.wav", "yo", "a", "VALID", "y"]]
+    path = _write_csv(tmp_path / "m.csv", ["utt", "wav", "transcript", "class", "subset", "note"], rows)
+    data = load_manifest(
+        path,
+        audio_column="wav",
+        text_column="transcript",
+        label_column="class",
+        split_column="subset",
+        id_column="utt",
+    )
+    assert list(data) == ["train", "validation"]
+    assert data["train"].column_names == ["id", "audio", "text", "label", "duration", "note"]
+    assert data["validation"][0] == {
+        "id": "u2",
+        "audio": str(clips[1]),
+        "text": "yo",
+        "label": 0,
+        "duration": 0.25,
+        "note": "y",
+    }
+
+
+def test_labels_argument_fixes_class_ids(tmp_path, clips):
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], _rows(with_split=False))
+    data = load_manifest(path, labels=["yes", "no", "maybe"])
+    assert data.features["label"] == ClassLabel(names=["yes", "no", "maybe"])
+    assert data["label"] == [0, 1, 0]
+
+
+def test_duration_matches_written_file(tmp_path, write_wav):
+    write_wav("long.wav", seconds=1.5, sampling_rate=8000)
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], [["long.wav", "t", "a"]])
+    assert load_manifest(path)["duration"] == [pytest.approx(1.5)]
+    assert "duration" not in load_manifest(path, compute_duration=False).column_names
+    assert load_manifest(path, num_proc=2)["duration"] == [pytest.approx(1.5)]
+
+
+def test_unlabelled_manifest_for_prediction(tmp_path, clips):
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], _rows(with_split=False))
+    data = load_manifest(path, label_column=None)
+    assert data.column_names == ["id", "audio", "text", "duration"]  # the manifest's label is not kept
+
+
+def test_output_feeds_the_collator(tmp_path, clips):
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label", "split"], _rows())
+    data = load_manifest(path)
+    collator = DataCollatorForAudioText(TurboModelTester().processor, training=False)
+    batch = collator([data["train"][0], data["test"][0]])
+    assert batch["labels"].tolist() == [1, 1]
+    assert batch["input_values"].shape == (2, 12000)  # 0.75 s at 16 kHz, the longer clip
+    unlabelled = load_manifest(path, label_column=None, split_column=None)
+    assert "labels" not in collator(list(unlabelled))
+
+
+# Errors: each names the file and the 1-based line, and says what was expected.
+
+
+def test_unsupported_extension(tmp_path):
+    path = tmp_path / "m.xlsx"
+    path.write_text("audio,text,label\n")
+    with pytest.raises(ManifestError, match=r"m\.xlsx.*\.csv, \.tsv, \.jsonl"):
+        load_manifest(path)
+
+
+def test_missing_column_lists_columns_found_and_is_never_skipped(tmp_path, clips):
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text"], [["clips/0.wav", "hi"]])
+    with pytest.raises(
+        ManifestError, match=r"m\.csv:1: missing column\(s\) \['label'\]; found columns \['audio', 'text'\]"
+    ):
+        load_manifest(path, on_bad_row="skip")
+    jsonl = _write_jsonl(tmp_path / "m.jsonl", [{"audio": "clips/0.wav", "label": "a"}])
+    with pytest.raises(ManifestError, match=r"m\.jsonl: missing column\(s\) \['text'\]"):
+        load_manifest(jsonl)
+
+
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        (["", "t", "a"], "empty audio path"),
+        (["nowhere.wav", "t", "a"], "audio file not found: .*nowhere.wav"),
+        (["empty.wav", "t", "a"], "empty.wav is empty \\(0 frames\\)"),
+        (["garbage.wav", "t", "a"], "unreadable audio header.*garbage.wav"),
+        (["clips/0.wav", "t", "c"], r"label 'c' is not one of the labels \['a', 'b'\]"),
+        (["clips/0.wav", "t"], r"expected 3 fields \(audio, text, label\), found 2"),
+    ],
+)
+def test_bad_csv_row_names_file_and_line(tmp_path, clips, bad_row, message):
+    sf.write(tmp_path / "empty.wav", [], 16000)
+    (tmp_path / "garbage.wav").write_bytes(b"not a wav file at all" * 10)
+    rows = [
+        ["clips/0.wav", "t", "a"],
+        ["clips/1.wav", 'multi\nline "quoted"', "b"],
+        bad_row,
+        ["clips/2.wav", "t", "a"],
+    ]
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
+    with pytest.raises(ManifestError, match=message) as err:
+        load_manifest(path, labels=["a", "b"])
+    _assert_names(err, "m.csv", 5)  # header 1, rows 2, 3-4 (a quoted newline), 5
+    data, skipped = load_manifest_with_report(path, labels=["a", "b"], on_bad_row="skip")
+    assert len(data) == 3 and [line for line, _ in skipped] == [5]
+
+
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ('{"audio": "clips/0.wav", "text": "t", "label": "a"', "malformed JSON"),
+        ('["clips/0.wav", "t", "a"]', "expected a JSON object per line, found list"),
+        ('{"audio": "clips/0.wav", "label": "a"}', "no 'text' field"),
+    ],
+)
+def test_bad_json_line_names_file_and_line(tmp_path, clips, bad_line, message):
+    good = json.dumps({"audio": "clips/0.wav", "text": "t", "label": "a"})
+    path = tmp_path / "m.jsonl"
+    path.write_text(f"{good}\n\n{good}\n{bad_line}\n{good}\n")
+    with pytest.raises(ManifestError, match=message) as err:
+        load_manifest(path)
+    _assert_names(err, "m.jsonl", 4)  # physical line, the blank line 2 counts
+    assert len(load_manifest(path, on_bad_row="skip")) == 3
+
+
+def test_bad_row_spanning_lines_is_reported_at_its_first_line(tmp_path, clips):
+    path = tmp_path / "m.csv"
+    path.write_text('audio,text,label\n\nclips/0.wav,t,a\n\nclips/1.wav,"two\nlines",c\n')
+    with pytest.raises(ManifestError, match="label 'c'") as err:
+        load_manifest(path, labels=["a"])
+    _assert_names(err, "m.csv", 5)
+
+
+def test_raise_reports_first_bad_line_and_how_many_more(tmp_path, clips):
+    rows = [["clips/0.wav", "t", "a"], ["gone.wav", "t", "a"], ["", "t", "a"]]
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
+    with pytest.raises(ManifestError, match=r"m\.csv:3: audio file not found.*\(1 more bad rows\)"):
+        load_manifest(path)
+
+
+def test_skip_counts_and_logs_bad_rows_once(tmp_path, clips, caplog):
+    rows = [["clips/0.wav", "t", "a"], ["gone.wav", "t", "a"], ["", "t", "a"], ["clips/1.wav", "t", "b"]]
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
+    with caplog.at_level(logging.WARNING, logger="turbo_hf"):
+        data, skipped = load_manifest_with_report(path, on_bad_row="skip")
+    assert data["audio"] == [str(clips[0]), str(clips[1])]
+    assert [(line, reason.split(":")[0]) for line, reason in skipped] == [
+        (3, "audio file not found"),
+        (4, "empty audio path in column 'audio'"),
+    ]
+    warnings = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(warnings) == 1 and "skipped 2 of 4 rows" in warnings[0] and "m.csv:3" in warnings[0]
+
+
+def test_empty_transcripts_are_kept_with_one_warning(tmp_path, clips, caplog):
+    rows = [["clips/0.wav", "", "a"], ["clips/1.wav", "  ", "a"], ["clips/2.wav", "hi", "b"]]
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
+    with caplog.at_level(logging.WARNING, logger="turbo_hf"):
+        data = load_manifest(path)
+    assert data["text"] == ["", "", "hi"]
+    warnings = [r.getMessage() for r in caplog.records if "empty transcript" in r.getMessage()]
+    assert len(warnings) == 1 and "2 of 3 rows" in warnings[0] and "m.csv:2, m.csv:3" in warnings[0]
+
+
+def test_all_rows_bad_is_an_error_even_when_skipping(tmp_path):
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], [["gone.wav", "t", "a"]])
+    with pytest.raises(ManifestError, match=r"m\.csv: no usable rows \(1 read, 1 skipped\)"):
+        load_manifest(path, on_bad_row="skip")
+
+
+def test_missing_manifest_and_bad_option(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.csv"):
+        load_manifest(tmp_path / "nothing.csv")
+    with pytest.raises(ValueError, match="on_bad_row"):
+        load_manifest(tmp_path / "nothing.csv", on_bad_row="ignore")

@@ -1,0 +1,351 @@
+"""IEMOCAP release -> `datasets` objects, with the 4-class label map and the paper's folds.
+
+The release (`IEMOCAP_full_release/`, licensed, never shipped here) is read straight from its own
+layout; see docs/data.md. Per session:
+
+    SessionK/dialog/EmoEvaluation/<dialog>.txt     one block per utterance; first line
+                                                   "[6.2901 - 8.2357]\\tSes01F_impro01_F000\\tneu\\t[2.5, 2.5, 2.5]"
+    SessionK/dialog/transcriptions/<dialog>.txt    "Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me."
+    SessionK/sentences/wav/<dialog>/<utterance>.wav
+
+Audio is not decoded here: the `audio` column holds paths that `DataCollatorForAudioText` reads
+lazily, and `duration` comes from the label file's timestamps, so loading takes about a second.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+IEMOCAP_SESSIONS = (1, 2, 3, 4, 5)
+IEMOCAP_SPEAKERS = tuple(f"Ses{session:02d}_{gender}" for session in IEMOCAP_SESSIONS for gender in "FM")
+IEMOCAP_NUM_FOLDS = {"speaker": len(IEMOCAP_SPEAKERS), "session": len(IEMOCAP_SESSIONS)}
+
+# The standard 4-class set: excited is merged into happy (5,531 utterances in the release).
+IEMOCAP_FOUR_CLASS_MAP: dict[str, str] = {
+    "neu": "neutral",
+    "hap": "happy",
+    "exc": "happy",
+    "sad": "sad",
+    "ang": "angry",
+}
+IEMOCAP_FOUR_CLASS_COUNTS = {"neutral": 1708, "happy": 1636, "sad": 1084, "angry": 1103}
+
+# "[6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[2.5000, 2.5000, 2.5000]"
+_LABEL_LINE = re.compile(
+    r"^\[\s*(?P<start>\d+(?:\.\d+)?)\s*-\s*(?P<end>\d+(?:\.\d+)?)\s*\]\s+"
+    r"(?P<id>Ses\d{2}[FM]_\S+_[FM]\d{3})\s+(?P<emotion>\w+)\s+\["
+)
+# "Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me."  (ids such as ..._FXX0 are not utterances)
+_TRANSCRIPT_LINE = re.compile(
+    r"^(?P<id>Ses\d{2}[FM]_\S+_[FM]\d{3})\s*\[\s*[\d.]+\s*-\s*[\d.]+\s*\]:\s?(?P<text>.*)$"
+)
+
+_FEATURE_COLUMNS = {
+    "id": Value("string"),
+    "audio": Value("string"),
+    "text": Value("string"),
+    "session": Value("int32"),
+    "speaker": Value("string"),
+    "gender": Value("string"),
+    "dialog": Value("string"),
+    "method": Value("string"),
+    "emotion": Value("string"),
+    "start": Value("float32"),
+    "end": Value("float32"),
+    "duration": Value("float32"),
+}
+
+
+class IemocapFormatError(ValueError):
+    """The folder is not an IEMOCAP release, or one of its files does not follow the release format."""
+
+
+def _release_root(root: str | os.PathLike) -> Path:
+    """Accept the release folder itself or the folder that holds `IEMOCAP_full_release/`."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise IemocapFormatError(f"IEMOCAP root {root} is not a folder")
+    if not any((root / f"Session{s}").is_dir() for s in IEMOCAP_SESSIONS):
+        nested = root / "IEMOCAP_full_release"
+        if nested.is_dir():
+            return _release_root(nested)
+        found = sorted(p.name for p in root.iterdir())[:10]
+        raise IemocapFormatError(
+            f"{root} is not an IEMOCAP release: expected folders Session1 ... Session5, each holding "
+            "dialog/EmoEvaluation/<dialog>.txt, dialog/transcriptions/<dialog>.txt and "
+            f"sentences/wav/<dialog>/<utterance>.wav; found {found}"
+        )
+    return root
+
+
+def _read_lines(path: Path) -> list[str]:
+    # Transcripts use CRLF line endings and label files LF; splitlines() handles both.
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+def read_emo_evaluation(path: str | os.PathLike) -> list[dict]:
+    """The labelled utterances of one EmoEvaluation file: id, emotion, start, end.
+
+    Only the first line of each block carries the consensus label; the evaluators' `C-E?:` and
+    `A-E?:` lines and the `%` header are skipped. Blocks list all F utterances before the M ones.
+    """
+    path = Path(path)
+    utterances = []
+    for line in _read_lines(path):
+        match = _LABEL_LINE.match(line.strip())
+        if match:
+            utterances.append(
+                {
+                    "id": match["id"],
+                    "emotion": match["emotion"],
+                    "start": float(match["start"]),
+                    "end": float(match["end"]),
+                }
+            )
+    return utterances
+
+
+def read_transcriptions(path: str | os.PathLike) -> dict[str, str]:
+    """Utterance id -> transcript. Lines without an utterance id (`M: Yeah.`, `..._FXX0`) are skipped."""
+    transcripts = {}
+    for line in _read_lines(Path(path)):
+        match = _TRANSCRIPT_LINE.match(line.strip())
+        if match:
+            transcripts[match["id"]] = match["text"].strip()
+    return transcripts
+
+
+def speaker_of(utterance_id: str) -> tuple[int, str, str]:
+    """(session, gender, speaker) of an utterance id.
+
+    The gender is the letter of the *last* token: in `Ses01F_impro01_M000` the male actor speaks;
+    `Ses01F` only names the dialog's lead.
+    """
+    session = int(utterance_id[3:5])
+    gender = utterance_id.rsplit("_", 1)[1][0]
+    return session, gender, f"Ses{session:02d}_{gender}"
+
+
+def _label_names(classes: Mapping[str, str] | Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """(emotion code -> class name, class names in index order)."""
+    if isinstance(classes, Mapping):
+        mapping = dict(classes)
+    else:
+        mapping = {code: code for code in classes}
+    if not mapping:
+        raise ValueError("classes must name at least one IEMOCAP emotion code")
+    names = list(dict.fromkeys(mapping.values()))
+    return mapping, names
+
+
+def load_iemocap_utterances(
+    root: str | os.PathLike,
+    classes: Mapping[str, str] | Sequence[str] = IEMOCAP_FOUR_CLASS_MAP,
+    on_missing: str = "error",
+) -> Dataset:
+    """Every labelled utterance of the release whose emotion is in `classes`, as one Dataset.
+
+    Args:
+        root: the `IEMOCAP_full_release` folder (or its parent).
+        classes: emotion code -> class name (default: the 4-class map, hap + exc -> happy), or a
+            list of codes that each become a class (e.g. `["neu", "ang", "sad", "hap", "fru"]`).
+        on_missing: "error" (default) raises on a labelled utterance without a wav file or
+            transcript; "skip" leaves such utterances out, counts and logs them.
+    """
+    if on_missing not in ("error", "skip"):
+        raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    release = _release_root(root)
+    mapping, names = _label_names(classes)
+    rows: dict[str, list] = {column: [] for column in _FEATURE_COLUMNS}
+    rows["label"] = []
+    skipped: list[str] = []
+    for session in IEMOCAP_SESSIONS:
+        session_dir = release / f"Session{session}"
+        if not session_dir.is_dir():
+            continue
+        label_dir = session_dir / "dialog" / "EmoEvaluation"
+        transcript_dir = session_dir / "dialog" / "transcriptions"
+        label_files = sorted(label_dir.glob("*.txt")) if label_dir.is_dir() else []
+        if not label_files:
+            raise IemocapFormatError(
+                f"{label_dir}: expected one <dialog>.txt label file per dialog, found none"
+            )
+        for label_file in label_files:
+            dialog = label_file.stem
+            transcript_file = transcript_dir / f"{dialog}.txt"
+            transcripts = read_transcriptions(transcript_file) if transcript_file.is_file() else {}
+            for utterance in read_emo_evaluation(label_file):
+                if utterance["emotion"] not in mapping:
+                    continue
+                utterance_id = utterance["id"]
+                wav = session_dir / "sentences" / "wav" / dialog / f"{utterance_id}.wav"
+                problem = None
+                if not wav.is_file():
+                    problem = f"utterance {utterance_id} (labelled in {label_file}) has no audio file {wav}"
+                elif utterance_id not in transcripts:
+                    problem = f"utterance {utterance_id} (labelled in {label_file}) has no line in {transcript_file}"
+                if problem:
+                    if on_missing == "error":
+                        raise IemocapFormatError(
+                            problem + "; pass on_missing='skip' to leave such utterances out"
+                        )
+                    skipped.append(problem)
+                    continue
+                session_number, gender, speaker = speaker_of(utterance_id)
+                values = {
+                    "id": utterance_id,
+                    "audio": str(wav.resolve()),
+                    "text": transcripts[utterance_id],
+                    "session": session_number,
+                    "speaker": speaker,
+                    "gender": gender,
+                    "dialog": dialog,
+                    "method": "impro" if "_impro" in dialog else "script",
+                    "emotion": utterance["emotion"],
+                    "start": utterance["start"],
+                    "end": utterance["end"],
+                    "duration": utterance["end"] - utterance["start"],
+                    "label": names.index(mapping[utterance["emotion"]]),
+                }
+                for column, value in values.items():
+                    rows[column].append(value)
+    if skipped:
+        logger.warning(
+            f"IEMOCAP: skipped {len(skipped)} labelled utterance(s) with missing audio or transcript "
+            f"(on_missing='skip'); first: {skipped[:3]}"
+        )
+    if not rows["id"]:
+        raise IemocapFormatError(f"{release}: no utterance labelled with any of {sorted(mapping)}")
+    features = Features({**_FEATURE_COLUMNS, "label": ClassLabel(names=names)})
+    dataset = Dataset.from_dict(rows, features=features)
+    counts = Counter(rows["label"])
+    logger.info(
+        f"IEMOCAP: {len(dataset)} utterances from {release}: "
+        + ", ".join(f"{name} {counts[index]}" for index, name in enumerate(names))
+    )
+    return dataset
+
+
+def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) row indices, holding out `fraction` of every class, seeded."""
+    rng = np.random.default_rng(seed)
+    held_out = []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        count = int(round(fraction * len(rows)))
+        if count:
+            held_out.append(rng.permutation(rows)[:count])
+    held = np.sort(np.concatenate(held_out)) if held_out else np.array([], dtype=int)
+    kept = np.setdiff1d(np.arange(len(labels)), held)
+    return kept, held
+
+
+def iemocap_fold_indices(
+    utterances: Dataset,
+    protocol: str = "speaker",
+    fold: int = 0,
+    validation_fraction: float = 0.1,
+    seed: int = 42,
+) -> dict[str, np.ndarray]:
+    """Row indices of train / validation / test for one fold.
+
+    - `speaker` (10 folds, the paper's 8/1/1): fold k tests speaker k of `IEMOCAP_SPEAKERS`
+      (Ses01_F, Ses01_M, Ses02_F, ...), validates on the other speaker of that session and
+      trains on the remaining eight.
+    - `session` (5 folds, leave one session out): fold k tests session k + 1; validation is a
+      stratified, seeded `validation_fraction` of the four training sessions.
+    """
+    if protocol not in IEMOCAP_NUM_FOLDS:
+        raise ValueError(f"protocol must be one of {sorted(IEMOCAP_NUM_FOLDS)}, got {protocol!r}")
+    num_folds = IEMOCAP_NUM_FOLDS[protocol]
+    if not isinstance(fold, (int, np.integer)) or not 0 <= fold < num_folds:
+        raise ValueError(
+            f"fold must be an integer in 0..{num_folds - 1} for the {protocol} protocol, got {fold!r}"
+        )
+    if protocol == "speaker":
+        speakers = np.asarray(utterances["speaker"])
+        test_speaker = IEMOCAP_SPEAKERS[fold]
+        validation_speaker = IEMOCAP_SPEAKERS[fold ^ 1]  # the other speaker of the same session
+        splits = {
+            "train": np.flatnonzero((speakers != test_speaker) & (speakers != validation_speaker)),
+            "validation": np.flatnonzero(speakers == validation_speaker),
+            "test": np.flatnonzero(speakers == test_speaker),
+        }
+        held_out = {"test": test_speaker, "validation": validation_speaker}
+    else:
+        if not 0 < validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+        sessions = np.asarray(utterances["session"])
+        test_session = IEMOCAP_SESSIONS[fold]
+        training = np.flatnonzero(sessions != test_session)
+        labels = np.asarray(utterances["label"])[training]
+        kept, held = _stratified_split(labels, validation_fraction, seed)
+        splits = {
+            "train": training[kept],
+            "validation": training[held],
+            "test": np.flatnonzero(sessions == test_session),
+        }
+        held_out = {
+            "test": f"Session{test_session}",
+            "validation": f"{validation_fraction:.0%} of the others",
+        }
+    for name in ("test", "validation", "train"):
+        if len(splits[name]) == 0:
+            where = held_out.get(name, "the training speakers")
+            raise IemocapFormatError(
+                f"{protocol} fold {fold}: the {name} split ({where}) holds no utterance; "
+                "is a session missing from the release?"
+            )
+    return splits
+
+
+def load_iemocap(
+    root: str | os.PathLike,
+    protocol: str = "speaker",
+    fold: int = 0,
+    classes: Mapping[str, str] | Sequence[str] = IEMOCAP_FOUR_CLASS_MAP,
+    validation_fraction: float = 0.1,
+    seed: int = 42,
+    on_missing: str = "error",
+) -> DatasetDict:
+    """One fold of IEMOCAP as DatasetDict(train, validation, test).
+
+    Columns: id, audio (path), text, label (ClassLabel), session, speaker (`Ses01_F`), gender,
+    dialog, method (impro / script), emotion (the release's code), start, end, duration.
+    See `iemocap_fold_indices` for the two protocols and `load_iemocap_utterances` for
+    `classes` and `on_missing`.
+    """
+    utterances = load_iemocap_utterances(root, classes=classes, on_missing=on_missing)
+    splits = iemocap_fold_indices(utterances, protocol, fold, validation_fraction, seed)
+    result = DatasetDict({name: utterances.select(rows) for name, rows in splits.items()})
+    logger.info(
+        f"IEMOCAP {protocol} fold {fold}: "
+        + ", ".join(f"{name} {len(split)}" for name, split in result.items())
+    )
+    return result
+
+
+__all__ = [
+    "IEMOCAP_FOUR_CLASS_COUNTS",
+    "IEMOCAP_FOUR_CLASS_MAP",
+    "IEMOCAP_NUM_FOLDS",
+    "IEMOCAP_SESSIONS",
+    "IEMOCAP_SPEAKERS",
+    "IemocapFormatError",
+    "iemocap_fold_indices",
+    "load_iemocap",
+    "load_iemocap_utterances",
+    "read_emo_evaluation",
+    "read_transcriptions",
+    "speaker_of",
+]
