@@ -2,15 +2,19 @@
 
 Importing the package registers TurboConfig / TurboForAudioTextClassification / TurboProcessor with
 transformers' Auto classes, so `AutoModel.from_pretrained(saved_dir)` works without
-`trust_remote_code`.
+`trust_remote_code`, and registers the "audio-text-classification" pipeline task.
 """
 
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
 from .collator import DataCollatorForAudioText
 from .configuration_turbo import TurboConfig
+from .data.iemocap import load_iemocap
+from .data.manifest import load_manifest
 from .modeling_turbo import TurboClassifierOutput, TurboForAudioTextClassification
+from .pipeline import AudioTextClassificationPipeline, register_pipeline
 from .processing_turbo import TurboProcessor
+from .trainer import TurboTrainer, TurboTrainingArguments
 
 __version__ = "0.1.0"
 
@@ -23,6 +27,7 @@ def _register_auto_classes() -> None:
 
 
 _register_auto_classes()
+register_pipeline()  # the "audio-text-classification" task of transformers.pipeline
 
 __all__ = [
     "TurboConfig",
@@ -30,4 +35,9 @@ __all__ = [
     "TurboClassifierOutput",
     "TurboProcessor",
     "DataCollatorForAudioText",
+    "AudioTextClassificationPipeline",
+    "TurboTrainer",
+    "TurboTrainingArguments",
+    "load_iemocap",
+    "load_manifest",
 ]

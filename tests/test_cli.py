@@ -1,0 +1,194 @@
+"""`turbo-hf predict` / `turbo-hf evaluate` on small manifests, in-process and once as a subprocess."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import TurboModelTester
+from transformers import pipeline
+
+from turbo_hf.cli import EXIT_BAD_INPUT, main
+from turbo_hf.pipeline import TASK, register_pipeline
+
+LABELS = ["neutral", "happy", "sad"]
+TEXTS = ["hello world", "happy", "sad and angry", "hello", "world", "happy world"]
+
+
+def save_classifier(folder, labels) -> str:
+    tester = TurboModelTester(num_labels=len(labels))
+    model = tester.model()
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {label: index for index, label in enumerate(labels)}
+    model.save_pretrained(folder)
+    tester.processor.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_classifier(tmp_path_factory.mktemp("model"), LABELS)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Six short wav files (two at 8 kHz) and a labelled CSV manifest with train/test splits."""
+    folder = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    rows = []
+    for index, text in enumerate(TEXTS):
+        rate = 8000 if index % 3 == 2 else 16000
+        name = f"utt{index}.wav"
+        sf.write(folder / name, (0.1 * rng.standard_normal(int(0.5 * rate))).astype(np.float32), rate)
+        split = "test" if index % 2 else "train"
+        rows.append(
+            {"id": f"u{index}", "audio": name, "text": text, "label": LABELS[index % 3], "split": split}
+        )
+    return folder, rows
+
+
+def write_manifest(folder, rows, name="manifest.csv") -> str:
+    lines = ["id,audio,text,label,split"] + [
+        f"{r['id']},{r['audio']},{r['text']},{r['label']},{r['split']}" for r in rows
+    ]
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_predict_one_file_prints_labels(model_dir, corpus, capsys):
+    folder, _ = corpus
+    code = main(
+        ["predict", model_dir, "--audio", str(folder / "utt0.wav"), "--text", "hello", "--top-k", "2"]
+    )
+    assert code == 0
+    labels = json.loads(capsys.readouterr().out)
+    assert len(labels) == 2 and {item["label"] for item in labels} <= set(LABELS)
+    assert labels[0]["score"] >= labels[1]["score"]
+
+
+def test_predict_manifest_writes_one_line_per_row(model_dir, corpus, tmp_path):
+    folder, rows = corpus
+    manifest = write_manifest(folder, rows)
+    output = tmp_path / "predictions.jsonl"
+    args = ["predict", model_dir, "--manifest", manifest, "--output", str(output), "--batch-size", "4"]
+    assert main([*args, "--all-scores", "--no-progress"]) == 0
+    predictions = read_jsonl(output)
+    assert [p["id"] for p in predictions] == [r["id"] for r in rows]
+    register_pipeline()
+    reference = pipeline(TASK, model=model_dir, device="cpu")(
+        {"audio": str(folder / rows[2]["audio"]), "text": rows[2]["text"]}
+    )
+    assert predictions[2]["label"] == reference[0]["label"]
+    assert predictions[2]["score"] == pytest.approx(reference[0]["score"], rel=1e-4)
+    assert set(predictions[2]["scores"]) == set(LABELS)
+    assert "transcript" not in predictions[0]
+
+
+def test_evaluate_prints_metrics_of_the_chosen_split(model_dir, corpus, tmp_path, capsys):
+    folder, rows = corpus
+    manifest = write_manifest(folder, rows)
+    output = tmp_path / "metrics.json"
+    assert (
+        main(["evaluate", model_dir, "--manifest", manifest, "--split", "test", "--output", str(output)]) == 0
+    )
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"wa", "ua", "macro_f1"} <= set(metrics) and "eer" not in metrics
+    assert metrics["num_examples"] == sum(r["split"] == "test" for r in rows)
+    assert json.loads(output.read_text()) == metrics
+    # A manifest with splits and no --split is ambiguous.
+    assert main(["evaluate", model_dir, "--manifest", manifest]) == EXIT_BAD_INPUT
+    assert "--split" in capsys.readouterr().err
+
+
+def test_evaluate_binary_task_reports_acc_and_eer(corpus, tmp_path, capsys):
+    folder, rows = corpus
+    binary_dir = save_classifier(tmp_path / "binary", ["no", "yes"])
+    binary_rows = [
+        {**row, "label": ["no", "yes"][index % 2], "split": "test"} for index, row in enumerate(rows)
+    ]
+    manifest = write_manifest(folder, binary_rows, name="binary.csv")
+    assert main(["evaluate", binary_dir, "--manifest", manifest, "--split", "test"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"wa", "ua", "macro_f1", "acc", "eer"} <= set(metrics)
+    assert 0.0 <= metrics["eer"] <= 1.0
+
+
+def test_bad_rows_stop_with_file_and_line(model_dir, corpus, tmp_path, capsys):
+    folder, rows = corpus
+    (folder / "noise.wav").write_bytes(b"RIFF but not really a wav file")
+    missing = {**rows[1], "id": "gone", "audio": "missing.wav"}  # line 3: caught by the manifest loader
+    undecodable = {**rows[2], "id": "bad", "audio": "noise.wav"}  # line 5: caught when decoding
+    manifest = write_manifest(folder, [rows[0], missing, rows[3], undecodable, rows[4]], name="bad.csv")
+    output = tmp_path / "out.jsonl"
+
+    assert main(["predict", model_dir, "--manifest", manifest, "--output", str(output)]) == EXIT_BAD_INPUT
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "bad.csv:3" in error[0] and "--skip-bad-rows" in error[0]
+
+    good = write_manifest(folder, [rows[0], rows[3], undecodable, rows[4]], name="bad_audio.csv")
+    assert main(["predict", model_dir, "--manifest", good, "--output", str(output)]) == EXIT_BAD_INPUT
+    error = capsys.readouterr().err
+    assert "bad_audio.csv:4" in error and "noise.wav" in error and "Traceback" not in error
+
+
+def test_skip_bad_rows_predicts_the_others_and_reports_the_skips(model_dir, corpus, tmp_path, capsys):
+    folder, rows = corpus
+    (folder / "noise.wav").write_bytes(b"RIFF but not really a wav file")
+    missing = {**rows[1], "id": "gone", "audio": "missing.wav"}
+    undecodable = {**rows[2], "id": "bad", "audio": "noise.wav"}
+    manifest = write_manifest(folder, [rows[0], missing, rows[3], undecodable, rows[4]], name="skip.csv")
+    output = tmp_path / "out.jsonl"
+    args = ["predict", model_dir, "--manifest", manifest, "--output", str(output), "--skip-bad-rows"]
+    assert main([*args, "--batch-size", "2"]) == 0
+    assert [p["id"] for p in read_jsonl(output)] == [rows[0]["id"], rows[3]["id"], rows[4]["id"]]
+    error = capsys.readouterr().err
+    assert "skipped 2 bad row(s)" in error and "skip.csv:3" in error and "skip.csv:5" in error
+
+
+def test_console_entry_point_runs_as_a_subprocess(model_dir, corpus, tmp_path):
+    folder, rows = corpus
+    manifest = write_manifest(folder, rows[:2], name="two.csv")
+    output = tmp_path / "two.jsonl"
+    command = [sys.executable, "-m", "turbo_hf.cli", "predict", model_dir, "--manifest", manifest]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [*command, "--output", str(output)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert [p["id"] for p in read_jsonl(output)] == ["u0", "u1"]
+
+
+def test_usage_errors_exit_with_code_2(model_dir, corpus, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict"])
+    assert exit_info.value.code == 2 and "usage" in capsys.readouterr().err
+    folder, _ = corpus
+    assert main(["predict", model_dir, "--audio", str(folder / "utt0.wav")]) == EXIT_BAD_INPUT
+    assert "--text" in capsys.readouterr().err
+    assert main(["predict", str(folder / "no_model"), "--audio", "a.wav", "--text", "x"]) == EXIT_BAD_INPUT
+    assert "cannot load model" in capsys.readouterr().err
+
+
+def test_predict_with_asr_transcribes_rows_without_text(model_dir, corpus, tmp_path):
+    from test_pipeline import save_tiny_whisper  # the offline tiny Whisper of the pipeline tests
+
+    folder, rows = corpus
+    untranscribed = {**rows[1], "text": ""}
+    manifest = write_manifest(folder, [rows[0], untranscribed], name="asr.csv")
+    asr_dir = save_tiny_whisper(tmp_path / "whisper")
+    output = tmp_path / "asr.jsonl"
+    args = ["predict", model_dir, "--manifest", manifest, "--asr-model", asr_dir, "--output", str(output)]
+    assert main(args) == 0
+    with_text, transcribed = read_jsonl(output)
+    assert "transcript" not in with_text
+    assert isinstance(transcribed["transcript"], str) and transcribed["transcript"]
+    assert transcribed["label"] in LABELS

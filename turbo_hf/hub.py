@@ -1,0 +1,265 @@
+"""Share a trained Turbo model on the Hugging Face Hub: model card, saved folder, upload.
+
+`save_for_hub` writes exactly what `push_to_hub` uploads (weights as safetensors, config, processor,
+README.md), so the folder can be checked before anything leaves the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+
+from .metrics import _CITATION
+from .modeling_turbo import TurboForAudioTextClassification
+from .pipeline import TASK
+from .processing_turbo import TurboProcessor
+
+# The Hub's fixed list of pipeline tags has no audio+text classification; audio-classification is the
+# closest one and puts the model where audio classifiers are searched for.
+PIPELINE_TAG = "audio-classification"
+LIBRARY_NAME = "turbo_hf"
+DEFAULT_COMMIT_MESSAGE = "Upload Turbo audio-text classifier"
+
+# Metrics of turbo_hf.metrics, as they appear in Trainer results ("test_wa") or bare ("wa").
+_METRIC_NAMES = {
+    "wa": "WA (weighted accuracy)",
+    "ua": "UA (unweighted accuracy)",
+    "macro_f1": "Macro F1",
+    "acc": "Accuracy",
+    "eer": "EER (equal error rate)",
+}
+_SPLIT_PREFIXES = {"test_": "test", "eval_": "validation", "validation_": "validation"}
+# owner/name or a legacy top-level name such as bert-base-uncased; local folders are not ids.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def _split_metric(key: str) -> tuple[str, str | None]:
+    for prefix, split in _SPLIT_PREFIXES.items():
+        if key.startswith(prefix):
+            return key[len(prefix) :], split
+    return key, None
+
+
+def _known_metrics(eval_results: Mapping[str, Any] | None) -> list[tuple[str, str | None, float]]:
+    """(metric, split, value) for the classification metrics in `eval_results`; loss, runtime... left out."""
+    found = []
+    for key, value in (eval_results or {}).items():
+        name, split = _split_metric(key)
+        if name in _METRIC_NAMES and isinstance(value, (int, float)):
+            found.append((name, split, float(value)))
+    return found
+
+
+def _looks_like_hub_id(name: str | None) -> bool:
+    return bool(name) and _HUB_ID.match(name) is not None and not os.path.exists(name)
+
+
+def _encoder_ids(model: TurboForAudioTextClassification) -> list[str]:
+    """Hub ids the encoders were loaded from (known on a model built by `from_encoders_pretrained`)."""
+    names = [model.config.audio_config._name_or_path, model.config.text_config._name_or_path]
+    return [name for name in names if _looks_like_hub_id(name)]
+
+
+def _label_names(model: TurboForAudioTextClassification) -> list[str]:
+    id2label = model.config.id2label
+    return [str(id2label[index]) for index in range(model.config.num_labels)]
+
+
+def _describe_encoder(config) -> str:
+    name = config._name_or_path if _looks_like_hub_id(config._name_or_path) else None
+    return (
+        f"`{config.model_type}` ([{name}](https://huggingface.co/{name}))"
+        if name
+        else f"`{config.model_type}`"
+    )
+
+
+def _results_table(metrics: list[tuple[str, str | None, float]]) -> str:
+    rows = [f"| {split or '-'} | {_METRIC_NAMES[name]} | {value:.4f} |" for name, split, value in metrics]
+    return "\n".join(["| Split | Metric | Value |", "|---|---|---|", *rows])
+
+
+def build_model_card(
+    model: TurboForAudioTextClassification,
+    eval_results: Mapping[str, Any] | None = None,
+    dataset_name: str | None = None,
+    base_model_ids: Sequence[str] | None = None,
+    repo_id: str | None = None,
+) -> str:
+    """README.md text for the Hub: YAML metadata (pipeline tag, tags, labels, base models, model-index)
+    and a body stating the encoders, the loss and its hyper-parameters, the results and how to use it.
+
+    `eval_results` is a metrics dict such as `Trainer.evaluate(metric_key_prefix="test")` returns
+    (`test_wa`, `test_ua`, ...; the prefix names the split); only WA / UA / macro F1 / ACC / EER are
+    reported. `base_model_ids` defaults to the encoders' hub ids when the model was built from them.
+    `repo_id` names the model in the card and its usage examples.
+    """
+    config = model.config
+    labels = _label_names(model)
+    base_models = list(base_model_ids) if base_model_ids is not None else _encoder_ids(model)
+    metrics = _known_metrics(eval_results)
+    model_name = repo_id.split("/")[-1] if repo_id else "turbo-audio-text-classifier"
+    card_results = [
+        EvalResult(
+            task_type=PIPELINE_TAG,
+            task_name="Audio-text classification",
+            dataset_type=dataset_name or "custom",
+            dataset_name=dataset_name or "custom",
+            dataset_split=split,
+            metric_type=name,
+            metric_name=_METRIC_NAMES[name],
+            metric_value=value,
+        )
+        for name, split, value in metrics
+    ]
+    data = ModelCardData(
+        library_name=LIBRARY_NAME,
+        pipeline_tag=PIPELINE_TAG,
+        tags=[
+            LIBRARY_NAME,
+            TASK,
+            "contrastive-learning",
+            "multimodal",
+            "audio",
+            "text",
+            config.audio_config.model_type,
+            config.text_config.model_type,
+        ],
+        base_model=base_models or None,
+        datasets=[dataset_name] if dataset_name else None,
+        metrics=sorted({name for name, _, _ in metrics}) or None,
+        model_name=model_name,
+        eval_results=card_results or None,
+        labels=labels,
+    )
+    body = _CARD_BODY.format(
+        model_name=model_name,
+        model_ref=repo_id or "path/to/model",
+        audio=_describe_encoder(config.audio_config),
+        text=_describe_encoder(config.text_config),
+        loss_mode=config.loss_mode,
+        ce_weight=config.ce_weight,
+        temperature=config.temperature,
+        projection_dim=config.projection_dim,
+        dropout=config.dropout,
+        text_pooling=config.text_pooling,
+        classify_on=config.classify_on,
+        labels=", ".join(f"`{label}`" for label in labels),
+        dataset=f" on `{dataset_name}`" if dataset_name else "",
+        results=_results_table(metrics) if metrics else "No evaluation results were given.",
+        task=TASK,
+        citation=_CITATION.strip(),
+    )
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
+
+
+_CARD_BODY = """
+# {model_name}
+
+An audio + text classifier fine-tuned{dataset} with `turbo_hf`: an audio encoder and
+a text encoder, linear projections to a joint space and a linear classifier on the concatenated
+projections, trained with cross-entropy plus the Turbo contrastive loss ("Turbo your multi-modal
+classification with contrastive learning", Interspeech 2023).
+
+## Model
+
+| | |
+|---|---|
+| Audio encoder | {audio} |
+| Text encoder | {text} |
+| Loss mode | `{loss_mode}` |
+| λ (CE weight) | {ce_weight} |
+| τ (temperature) | {temperature} |
+| Projection dim | {projection_dim} |
+| Dropout | {dropout} |
+| Text pooling | `{text_pooling}` |
+| Classifier input | `{classify_on}` view |
+| Labels | {labels} |
+
+## Evaluation
+
+{results}
+
+## How to use
+
+```python
+import turbo_hf  # registers the model, processor and the "{task}" pipeline
+from transformers import pipeline
+
+classifier = pipeline("{task}", model="{model_ref}")
+classifier({{"audio": "utterance.wav", "text": "the transcript"}})
+# without transcripts: pipeline(..., asr_model="openai/whisper-small") transcribes the audio first
+```
+
+or with the model classes:
+
+```python
+import turbo_hf
+from transformers import AutoModel, AutoProcessor
+
+model = AutoModel.from_pretrained("{model_ref}")         # TurboForAudioTextClassification
+processor = AutoProcessor.from_pretrained("{model_ref}")  # TurboProcessor
+inputs = processor(audio=[waveform], text=["the transcript"], sampling_rate=16000)
+probabilities = model(**inputs).logits.softmax(-1)
+```
+
+From the command line: `turbo-hf predict {model_ref} --audio utterance.wav --text "the transcript"`.
+
+## Citation
+
+```bibtex
+{citation}
+```
+"""
+
+
+def save_for_hub(
+    model: TurboForAudioTextClassification,
+    processor: TurboProcessor,
+    folder: str | os.PathLike,
+    eval_results: Mapping[str, Any] | None = None,
+    dataset_name: str | None = None,
+    repo_id: str | None = None,
+) -> list[str]:
+    """Write the model (safetensors), the processor and README.md into `folder`.
+
+    Returns the paths, relative to `folder` and sorted, of every file there: what `push_to_hub` uploads.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    card = build_model_card(model, eval_results, dataset_name=dataset_name, repo_id=repo_id)
+    (folder / "README.md").write_text(card, encoding="utf-8")
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+
+
+def push_to_hub(
+    model: TurboForAudioTextClassification,
+    processor: TurboProcessor,
+    repo_id: str,
+    eval_results: Mapping[str, Any] | None = None,
+    token: str | None = None,
+    private: bool | None = None,
+    commit_message: str = DEFAULT_COMMIT_MESSAGE,
+    dataset_name: str | None = None,
+) -> Any:
+    """Create `repo_id` if needed and upload the model, processor and model card in one commit.
+
+    Returns the `CommitInfo` of `HfApi.upload_folder`.
+    """
+    api = HfApi(token=token)
+    repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
+    repo_id = getattr(repo_url, "repo_id", None) or repo_id
+    with tempfile.TemporaryDirectory(prefix="turbo_hf_push_") as folder:
+        save_for_hub(model, processor, folder, eval_results, dataset_name=dataset_name, repo_id=repo_id)
+        return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message)
+
+
+__all__ = ["build_model_card", "save_for_hub", "push_to_hub", "PIPELINE_TAG"]

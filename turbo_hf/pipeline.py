@@ -1,0 +1,241 @@
+"""AudioTextClassificationPipeline: `pipeline("audio-text-classification", model=...)` for Turbo models.
+
+After `import turbo_hf` (which calls `register_pipeline`), a folder written by `save_pretrained` of a
+[`TurboForAudioTextClassification`] and its [`TurboProcessor`] is enough:
+
+    >>> classifier = transformers.pipeline("audio-text-classification", model="path/to/model")
+    >>> classifier({"audio": "utterance.wav", "text": "I am so glad to see you"})
+    [{'label': 'happy', 'score': 0.91}, {'label': 'neutral', 'score': 0.06}, {'label': 'sad', 'score': 0.03}]
+
+Audio is read by `turbo_hf.audio.load_audio` (the code path of training) and featurized by the
+processor on the whole batch, exactly as `DataCollatorForAudioText` does in evaluation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence, Sized
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from transformers import Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
+
+from .audio import AudioDecodingError, load_audio, resample
+from .modeling_turbo import TurboForAudioTextClassification
+from .processing_turbo import TurboProcessor
+
+TASK = "audio-text-classification"
+# Tokenizers without a length limit report a huge `model_max_length` (int(1e30)).
+_NO_LIMIT = 1_000_000
+# RoBERTa-style position tables start at pad_token_id + 1 = 2, so they hold two positions fewer than their size.
+_POSITION_OFFSET = 2
+
+_INPUT_FORM = (
+    "an audio-text-classification input is a dict {'audio': ..., 'text': str}; 'audio' is a file path, "
+    "encoded bytes, a 1-D array (at the dict's 'sampling_rate', else the feature extractor's rate), an "
+    "(array, sampling_rate) tuple or a dict with 'array' + 'sampling_rate', 'bytes' or 'path'"
+)
+
+
+class AudioTextClassificationPipeline(Pipeline):
+    """Classify (audio, transcript) pairs with a [`TurboForAudioTextClassification`].
+
+    Inputs: one dict or a list of dicts `{"audio": ..., "text": str}`, where `audio` is a file path,
+    encoded bytes, a `datasets.Audio` dict (`array` + `sampling_rate`, or `bytes` / `path`), an
+    `(array, sampling_rate)` tuple, or a bare 1-D array whose rate is the dict's `"sampling_rate"` key
+    (without that key, the array is taken to be at the feature extractor's rate already).
+
+    Without a transcript (`"text"` missing or None) the audio is transcribed by `asr_model`: an
+    automatic-speech-recognition pipeline, or a model id / folder to build one from. Without either, a
+    `ValueError` says which is needed.
+
+    Output per input: the labels with their softmax scores, highest first (`top_k=None`: all labels).
+    When the pipeline has an ASR model, each output is instead `{"transcript": str, "labels": [...]}`,
+    where `transcript` is the text the classifier read (the given one, or the ASR output).
+    Scores are those of the model in evaluation mode: the pipeline puts the model in `eval()`.
+
+    `batch_size > 1` pads a batch to its longest audio. Encoders whose front end normalises over the
+    whole padded input (wav2vec2-base, `feat_extract_norm="group"`) then give slightly different scores
+    than one input at a time, as in evaluation with the Trainer; layer-normed encoders do not.
+    """
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_feature_extractor = False
+    _load_image_processor = False
+    _load_video_processor = False
+
+    def __init__(self, *args, asr_model: Any = None, max_text_length: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.processor, TurboProcessor):
+            if self.tokenizer is None or self.feature_extractor is None:
+                raise ValueError(
+                    f"{TASK} needs the model's TurboProcessor: save it beside the model "
+                    "(processor.save_pretrained(folder)) or pass processor=..."
+                )
+            self.processor = TurboProcessor(
+                feature_extractor=self.feature_extractor, tokenizer=self.tokenizer
+            )
+        self.model.eval()
+        self.asr = self._build_asr(asr_model)
+        self.max_text_length = max_text_length or _text_length_limit(self.tokenizer, self.model.config)
+
+    def _build_asr(self, asr_model: Any) -> Pipeline | None:
+        if asr_model is None or isinstance(asr_model, Pipeline):
+            return asr_model
+        from transformers import pipeline
+
+        return pipeline("automatic-speech-recognition", model=asr_model, device=self.device)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """Save the model and its TurboProcessor, so that `pipeline(TASK, model=save_directory)` loads them.
+
+        The base class would also record this class in the config as remote code (`custom_pipelines`),
+        which the factory then fails to resolve; `import turbo_hf` registers the task instead.
+        """
+        self.model.save_pretrained(save_directory, **kwargs)
+        self.processor.save_pretrained(save_directory, **kwargs)
+
+    @property
+    def sampling_rate(self) -> int:
+        return self.processor.sampling_rate
+
+    def __call__(
+        self, inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> list[dict[str, Any]] | dict[str, Any] | list:
+        """Classify one input or a list of inputs (see the class docstring for their form).
+
+        Args:
+            inputs: `{"audio": ..., "text": str}` or a list of them.
+            top_k: number of labels returned per input, best first; None (default) returns all.
+            batch_size: inputs featurized and run through the model together.
+        """
+        return super().__call__(inputs, **kwargs)
+
+    def _sanitize_parameters(self, top_k: int | None = None, **kwargs):
+        if kwargs:
+            raise TypeError(
+                f"{TASK} pipeline got unexpected arguments {sorted(kwargs)}; it takes top_k and batch_size"
+            )
+        postprocess_params = {}
+        if top_k is not None:
+            if not isinstance(top_k, int) or top_k < 1:
+                raise ValueError(f"top_k must be a positive integer or None; got {top_k!r}")
+            postprocess_params["top_k"] = top_k
+        return {}, {}, postprocess_params
+
+    # -- preprocess: decode one input -------------------------------------------------------------
+    def preprocess(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(inputs, Mapping) or "audio" not in inputs:
+            found = sorted(inputs) if isinstance(inputs, Mapping) else type(inputs).__name__
+            raise ValueError(f"{_INPUT_FORM}; got {found}")
+        text = inputs.get("text")
+        if text is None and self.asr is None:
+            raise ValueError(
+                f"{TASK} needs a transcript: pass {{'audio': ..., 'text': '...'}}, or build the pipeline "
+                "with asr_model=... (an automatic-speech-recognition pipeline or model id) to transcribe the audio"
+            )
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"'text' must be a string; got {type(text).__name__}")
+        source_rate = inputs.get("sampling_rate") or self.sampling_rate
+        try:
+            waveform = load_audio(inputs["audio"], self.sampling_rate, source_rate)
+        except AudioDecodingError as err:
+            raise AudioDecodingError(f"{TASK} input: {err}") from err
+        return {"waveform": waveform, "text": text}
+
+    # -- collate: transcribe what has no text, then featurize the batch -----------------------------
+    def _transcribe(self, waveforms: list[np.ndarray]) -> list[str]:
+        asr_rate = self.asr.feature_extractor.sampling_rate
+        asr_inputs = [
+            {"raw": resample(waveform, self.sampling_rate, asr_rate), "sampling_rate": asr_rate}
+            for waveform in waveforms
+        ]
+        return [output["text"].strip() for output in self.asr(asr_inputs, batch_size=len(asr_inputs))]
+
+    def _collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        texts = [item["text"] for item in items]
+        missing = [index for index, text in enumerate(texts) if text is None]
+        if missing:
+            transcripts = self._transcribe([items[index]["waveform"] for index in missing])
+            for index, transcript in zip(missing, transcripts):
+                texts[index] = transcript
+        features = self.processor(
+            audio=[item["waveform"] for item in items],
+            text=texts,
+            sampling_rate=self.sampling_rate,
+            return_tensors="pt",
+            max_length=self.max_text_length,
+        )
+        return {"model_inputs": dict(features), "texts": texts}
+
+    def get_iterator(
+        self, inputs, num_workers: int, batch_size: int, preprocess_params, forward_params, postprocess_params
+    ):
+        # Pipeline's default collate pads per-item tensors; here the processor featurizes the whole batch,
+        # as the training collator does (one code path, and left-padding tokenizers work).
+        if isinstance(inputs, Sized):
+            dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
+        else:
+            num_workers = min(num_workers, 1)
+            dataset = PipelineIterator(inputs, self.preprocess, preprocess_params)
+        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=self._collate)
+        model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
+
+    def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
+        model_inputs = self._collate([self.preprocess(inputs, **preprocess_params)])
+        model_outputs = self.forward(model_inputs, **forward_params)
+        return self.postprocess(model_outputs, **postprocess_params)
+
+    # -- forward and postprocess ------------------------------------------------------------------
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        # `logits` first: the base iterator reads the batch size from the first value.
+        return {"logits": self.model(**model_inputs["model_inputs"]).logits, "texts": model_inputs["texts"]}
+
+    def postprocess(self, model_outputs: dict[str, Any], top_k: int | None = None):
+        probabilities = torch.softmax(model_outputs["logits"][0].float(), dim=-1)
+        top_k = probabilities.shape[-1] if top_k is None else min(top_k, probabilities.shape[-1])
+        scores, ids = probabilities.topk(top_k)
+        id2label = self.model.config.id2label
+        labels = [
+            {"label": id2label[int(index)], "score": float(score)}
+            for score, index in zip(scores.tolist(), ids.tolist())
+        ]
+        if self.asr is None:
+            return labels
+        # A batch of one keeps its texts as a list; rows unrolled from a larger batch carry a string.
+        text = model_outputs["texts"]
+        return {"transcript": text[0] if isinstance(text, list) else text, "labels": labels}
+
+
+def _text_length_limit(tokenizer, config) -> int | None:
+    """Longest transcript the text encoder takes: the tokenizer's limit and the position table's, if known."""
+    limits = [tokenizer.model_max_length] if tokenizer.model_max_length < _NO_LIMIT else []
+    text_config = config.text_config
+    positions = getattr(text_config, "max_position_embeddings", None) or getattr(
+        text_config, "n_positions", None
+    )
+    if positions:
+        limits.append(positions - _POSITION_OFFSET)
+    return min(limits) if limits else None
+
+
+def register_pipeline() -> None:
+    """Register the "audio-text-classification" task with transformers' `pipeline()` factory."""
+    registered = PIPELINE_REGISTRY.supported_tasks.get(TASK)
+    if registered is not None and registered.get("impl") is AudioTextClassificationPipeline:
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK,
+        pipeline_class=AudioTextClassificationPipeline,
+        pt_model=TurboForAudioTextClassification,
+        type="multimodal",
+    )
+
+
+__all__ = ["AudioTextClassificationPipeline", "register_pipeline", "TASK"]
