@@ -340,7 +340,19 @@ def run_manifest(
             f"{manifest_args.manifest}: no {manifest_args.split_column!r} column; training needs rows marked "
             "train, validation and test"
         )
+    _check_binary_metric(training_args, splits, manifest_args.manifest)
     return train_and_evaluate(model_args, data_args, training_args, splits)
+
+
+def _check_binary_metric(training_args: TurboTrainingArguments, splits: DatasetDict, source: str) -> None:
+    """EER and ACC model selection only exist for two classes: say so before training starts."""
+    metric = (training_args.metric_for_best_model or "").removeprefix("eval_")
+    names = splits["train"].features["label"].names
+    if metric in ("eer", "acc") and len(names) != 2:
+        raise ValueError(
+            f"--metric_for_best_model {metric} needs a binary task, but {source} has {len(names)} classes "
+            f"{names}; pass --metric_for_best_model ua --greater_is_better true"
+        )
 
 
 def summarize_folds(

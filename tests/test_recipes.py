@@ -1,0 +1,120 @@
+"""The recipes as users run them: subprocesses on a synthetic corpus, two training steps each."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from turbo_hf.data.synthetic import SYNTHETIC_WORDS, make_synthetic_corpus
+from turbo_hf.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+TWO_STEPS = [
+    "--max_steps", "2", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+    "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2",
+    "--logging_steps", "1", "--max_duration", "1.0", "--projection_dim", "16", "--use_cpu", "true",
+    "--disable_tqdm", "true", "--report_to", "none",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("encoders")
+    audio = save_tiny_audio_encoder(root / "audio", "wav2vec2", mask_time_prob=0.0)
+    text = save_tiny_text_encoder(root / "text", "bert", words=SYNTHETIC_WORDS)
+    return ["--audio_model_name_or_path", str(audio), "--text_model_name_or_path", str(text)]
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def test_run_ser_on_every_session_fold_writes_fold_metrics_and_the_summary(tmp_path, encoders):
+    corpus = make_synthetic_corpus(tmp_path / "IEMOCAP_full_release", n_per_class=3, seed=1)
+    output = tmp_path / "ser"
+    _run(
+        [sys.executable, str(RECIPES / "run_ser.py"), "--iemocap_root", str(corpus), "--protocol", "session",
+         "--fold", "all", "--loss_mode", "turbo", "--output_dir", str(output), *encoders, *TWO_STEPS],
+        tmp_path,
+    )  # fmt: skip
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["num_folds"] == 5 and len(summary["folds"]) == 5
+    for fold in range(5):
+        fold_metrics = json.loads((output / f"fold_{fold}" / "test_results.json").read_text())
+        assert 0.0 <= fold_metrics["test_ua"] <= 1.0
+        assert summary["folds"][fold]["test_wa"] == fold_metrics["test_wa"]
+        assert (output / f"fold_{fold}" / "model.safetensors").is_file()
+    assert "± " in (output / "summary.md").read_text()
+
+
+def test_run_ser_through_accelerate_launch_on_one_speaker_fold(tmp_path, encoders):
+    corpus = make_synthetic_corpus(tmp_path / "IEMOCAP_full_release", n_per_class=2, seed=2)
+    output = tmp_path / "ser"
+    _run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+         str(RECIPES / "run_ser.py"), "--iemocap_root", str(corpus), "--protocol", "speaker", "--fold", "3",
+         "--loss_mode", "cross", "--output_dir", str(output), *encoders, *TWO_STEPS],
+        tmp_path,
+    )  # fmt: skip
+    metrics = json.loads((output / "test_results.json").read_text())
+    assert {"test_wa", "test_ua", "test_macro_f1"} <= set(metrics)
+    state = json.loads((output / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    logged = [entry for entry in state["log_history"] if "cross_modal_loss" in entry]
+    assert logged, "the cross-modal loss part is logged during training"
+
+
+def test_run_dsd_on_a_binary_manifest_reports_acc_and_eer(tmp_path, encoders):
+    manifest = make_synthetic_corpus(
+        tmp_path / "dsd", layout="manifest", n_per_class=8, classes=("non_directed", "directed")
+    )
+    output = tmp_path / "dsd_run"
+    _run(
+        [sys.executable, str(RECIPES / "run_dsd.py"), "--manifest", str(manifest),
+         "--labels", "non_directed,directed", "--loss_mode", "vanilla", "--output_dir", str(output),
+         *encoders, *TWO_STEPS],
+        tmp_path,
+    )  # fmt: skip
+    metrics = json.loads((output / "test_results.json").read_text())
+    assert 0.0 <= metrics["test_eer"] <= 1.0 and 0.0 <= metrics["test_acc"] <= 1.0
+    config = json.loads((output / "config.json").read_text())
+    assert config["id2label"] == {"0": "non_directed", "1": "directed"}
+
+
+def test_two_processes_with_torchrun_train_one_model(tmp_path, encoders):
+    """`torchrun --nproc_per_node 2` starts two gloo processes that the Trainer runs as DDP."""
+    manifest = make_synthetic_corpus(
+        tmp_path / "dsd", layout="manifest", n_per_class=8, seed=3, classes=("non_directed", "directed")
+    )
+    output = tmp_path / "ddp"
+    _run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+         str(RECIPES / "run_dsd.py"), "--manifest", str(manifest), "--loss_mode", "turbo",
+         "--output_dir", str(output), *encoders, *TWO_STEPS],
+        tmp_path,
+    )  # fmt: skip
+    state = json.loads((output / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    # 2 processes x 4 rows per device: each step sees 8 utterances
+    assert state["train_batch_size"] == 4
+    assert json.loads((output / "test_results.json").read_text())["test_ua"] >= 0.0
+
+
+def test_run_dsd_refuses_eer_model_selection_on_a_multi_class_manifest(tmp_path, encoders):
+    manifest = make_synthetic_corpus(tmp_path / "four", layout="manifest", n_per_class=6, seed=4)
+    result = subprocess.run(
+        [sys.executable, str(RECIPES / "run_dsd.py"), "--manifest", str(manifest), "--output_dir",
+         str(tmp_path / "out"), *encoders, *TWO_STEPS],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "needs a binary task" in result.stderr and "--metric_for_best_model ua" in result.stderr
