@@ -118,3 +118,29 @@ def test_run_dsd_refuses_eer_model_selection_on_a_multi_class_manifest(tmp_path,
     )  # fmt: skip
     assert result.returncode != 0
     assert "needs a binary task" in result.stderr and "--metric_for_best_model ua" in result.stderr
+
+
+def test_analyze_writes_the_numbers_and_both_figures_for_trained_models(tmp_path, encoders):
+    corpus = make_synthetic_corpus(tmp_path / "IEMOCAP_full_release", n_per_class=2, seed=5)
+    runs = []
+    for method in ("vanilla", "turbo"):
+        runs.append(tmp_path / f"{method}_seed7")
+        _run(
+            [sys.executable, str(RECIPES / "run_ser.py"), "--iemocap_root", str(corpus), "--protocol", "session",
+             "--fold", "1", "--loss_mode", method, "--output_dir", str(runs[-1]), *encoders, *TWO_STEPS],
+            tmp_path,
+        )  # fmt: skip
+    output = tmp_path / "analysis"
+    _run(
+        [sys.executable, str(RECIPES / "analyze.py"), *map(str, runs), "--iemocap_root", str(corpus),
+         "--protocol", "session", "--fold", "1", "--output_dir", str(output)],
+        tmp_path,
+    )  # fmt: skip
+    results = json.loads((output / "analysis.json").read_text())["models"]
+    assert [(r["method"], r["seed"]) for r in results] == [("vanilla", 7), ("turbo", 7)]
+    for numbers in results:
+        assert 0.0 <= numbers["alignment"] <= 4.0  # squared distance of unit vectors
+        assert -4.0 <= numbers["uniformity_audio"] <= 0.0
+        assert numbers["num_examples"] == 8  # session 2: 4 classes x 2
+    for figure in ("align_uniform.png", "audio_kde.png"):
+        assert (output / figure).read_bytes()[:4] == b"\x89PNG"

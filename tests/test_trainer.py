@@ -208,6 +208,25 @@ def test_recipe_arguments_from_a_file_override_recipe_defaults(tmp_path, suffix)
     assert training_args.metric_for_best_model == "wa" and training_args.save_total_limit == 2
 
 
+def test_command_line_values_after_an_argument_file_override_it(tmp_path):
+    path = tmp_path / "paper.json"
+    path.write_text(json.dumps({"output_dir": str(tmp_path), "fold": "all", "learning_rate": 1e-5, "bf16": False}))
+    types = (ModelArguments, DataArguments, IemocapArguments, TurboTrainingArguments)
+    _, _, iemocap_args, training_args = parse_recipe_arguments(
+        types, {"metric_for_best_model": "ua"}, [str(path), "--fold", "3", "--learning_rate", "2e-5"]
+    )
+    assert iemocap_args.fold == "3" and training_args.learning_rate == 2e-5
+    assert training_args.output_dir == str(tmp_path) and training_args.metric_for_best_model == "ua"
+
+
+def test_unknown_keys_in_an_argument_file_are_named(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("output_dir: out\nlearning_rte: 0.001\n")
+    types = (ModelArguments, DataArguments, IemocapArguments, TurboTrainingArguments)
+    with pytest.raises(ValueError, match=r"typo.yaml: unknown argument\(s\) \['learning_rte'\]"):
+        parse_recipe_arguments(types, {}, [str(path)])
+
+
 def test_recipe_arguments_from_the_command_line_use_recipe_defaults(tmp_path):
     types = (ModelArguments, DataArguments, IemocapArguments, TurboTrainingArguments)
     model_args, data_args, _, training_args = parse_recipe_arguments(

@@ -132,20 +132,27 @@ class ManifestArguments:
 
 
 def parse_recipe_arguments(dataclass_types: tuple, defaults: dict[str, Any], argv: list[str] | None = None):
-    """Parse the command line, or a single .json / .yaml file, into the given dataclasses.
+    """Parse the command line, or a .json / .yaml file optionally followed by command-line overrides.
 
-    `defaults` are the recipe's own defaults (e.g. the metric that picks the best checkpoint); the user's
-    values win over them in both forms.
+    `recipe.py config.json --fold 3 --learning_rate 2e-5` takes every value from the file except the
+    ones given after it. `defaults` are the recipe's own defaults (e.g. the metric that picks the best
+    checkpoint); the user's values win over them in every form.
     """
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = HfArgumentParser(dataclass_types)
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+    if argv and argv[0].endswith((".json", ".yaml", ".yml")):
         path = Path(argv[0])
         with path.open() as handle:
             values = json.load(handle) if path.suffix == ".json" else yaml.safe_load(handle)
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a mapping of argument names to values")
-        return parser.parse_dict({**defaults, **values})
+        known = {field.name for dataclass_type in dataclass_types for field in dataclasses.fields(dataclass_type)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown argument(s) {unknown}; `--help` lists the accepted ones")
+        if len(argv) == 1:
+            return parser.parse_dict({**defaults, **values})
+        defaults, argv = {**defaults, **values}, argv[1:]
     parser.set_defaults(**defaults)
     return parser.parse_args_into_dataclasses(args=argv)
 
