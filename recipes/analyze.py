@@ -35,7 +35,9 @@ logger = logging.getLogger("analyze")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model_dirs", nargs="+", help="saved model folders")
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--iemocap_root", help="IEMOCAP release (or a synthetic corpus in its layout)")
@@ -116,7 +118,9 @@ def main(argv=None) -> dict:
         labels_by_model[key] = embeddings["labels"]
 
     save_analysis_json({"split": args.split, "models": results}, output_dir / "analysis.json")
-    plot_align_uniform(points, output_dir / "align_uniform.png", title=f"{args.split} split: lower left is better")
+    plot_align_uniform(
+        points, output_dir / "align_uniform.png", title=f"{args.split} split: lower left is better"
+    )
     first_seed = {}
     for key, value in audio_by_model.items():  # one column per method keeps Fig. 3 readable
         first_seed.setdefault(key.split(" (seed")[0], (key, value))

@@ -210,7 +210,9 @@ def test_recipe_arguments_from_a_file_override_recipe_defaults(tmp_path, suffix)
 
 def test_command_line_values_after_an_argument_file_override_it(tmp_path):
     path = tmp_path / "paper.json"
-    path.write_text(json.dumps({"output_dir": str(tmp_path), "fold": "all", "learning_rate": 1e-5, "bf16": False}))
+    path.write_text(
+        json.dumps({"output_dir": str(tmp_path), "fold": "all", "learning_rate": 1e-5, "bf16": False})
+    )
     types = (ModelArguments, DataArguments, IemocapArguments, TurboTrainingArguments)
     _, _, iemocap_args, training_args = parse_recipe_arguments(
         types, {"metric_for_best_model": "ua"}, [str(path), "--fold", "3", "--learning_rate", "2e-5"]

@@ -146,7 +146,9 @@ def parse_recipe_arguments(dataclass_types: tuple, defaults: dict[str, Any], arg
             values = json.load(handle) if path.suffix == ".json" else yaml.safe_load(handle)
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a mapping of argument names to values")
-        known = {field.name for dataclass_type in dataclass_types for field in dataclasses.fields(dataclass_type)}
+        known = {
+            field.name for dataclass_type in dataclass_types for field in dataclasses.fields(dataclass_type)
+        }
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{path}: unknown argument(s) {unknown}; `--help` lists the accepted ones")
