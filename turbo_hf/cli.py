@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from transformers import EvalPrediction
 
 from .audio import AudioDecodingError, load_audio
-from .data.manifest import ManifestError, _read_rows, _split_name, load_manifest_with_report
+from .data.manifest import ManifestError, load_manifest_with_report, normalize_split_name, read_manifest_rows
 from .metrics import compute_metrics
 from .pipeline import TASK, register_pipeline
 
@@ -101,7 +101,7 @@ def _load_pipeline(args: argparse.Namespace):
 def _normalised_split(value: str | None) -> str:
     """dev / valid / val -> validation, as the manifest loader names splits; odd values stay as they are."""
     try:
-        return _split_name(value or "")
+        return normalize_split_name(value or "")
     except Exception:
         return value or ""
 
@@ -127,7 +127,7 @@ class _Manifest:
             raise UserError(str(err)) from err
         self.skipped = [(line, reason) for line, reason in skipped]
         skipped_lines = {line for line, _ in skipped}
-        self.lines = [line for line, _ in _read_rows(self.path)[1] if line not in skipped_lines]
+        self.lines = [line for line, _ in read_manifest_rows(self.path)[1] if line not in skipped_lines]
         self.data = data
         self.split_column = args.split_column if args.split_column in data.column_names else None
 

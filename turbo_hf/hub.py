@@ -15,7 +15,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
-from .metrics import _CITATION
+from .metrics import PAPER_CITATION
 from .modeling_turbo import TurboForAudioTextClassification
 from .pipeline import TASK
 from .processing_turbo import TurboProcessor
@@ -154,7 +154,7 @@ def build_model_card(
         dataset=f" on `{dataset_name}`" if dataset_name else "",
         results=_results_table(metrics) if metrics else "No evaluation results were given.",
         task=TASK,
-        citation=_CITATION.strip(),
+        citation=PAPER_CITATION.strip(),
     )
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
 

@@ -25,7 +25,7 @@ unweighted accuracy (UA, mean per-class recall), macro F1 and, for binary tasks,
 equal error rate (EER) computed from the score of the positive class 1.
 """
 
-_CITATION = """\
+PAPER_CITATION = """\
 @inproceedings{turbo2023,
   title={Turbo your multi-modal classification with contrastive learning},
   booktitle={Interspeech},
@@ -258,7 +258,7 @@ class TurboClassificationMetric(evaluate.Metric):
             features["scores"] = datasets.Value("float64")
         return evaluate.MetricInfo(
             description=_DESCRIPTION,
-            citation=_CITATION,
+            citation=PAPER_CITATION,
             inputs_description=_INPUTS_DESCRIPTION,
             features=datasets.Features(features),
         )

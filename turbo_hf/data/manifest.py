@@ -110,7 +110,7 @@ def _read_json_lines(path: Path) -> tuple[list[str], list[tuple[int, dict | str]
     return list(fields), parsed
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict | str]]]:
+def read_manifest_rows(path: Path) -> tuple[list[str], list[tuple[int, dict | str]]]:
     """Column names and every (line, row dict or error reason) of the manifest, by extension."""
     suffix = path.suffix.lower()
     if suffix not in _DELIMITERS and suffix not in _JSON_LINES:
@@ -124,7 +124,8 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict | str]]]:
         raise ManifestError(f"{path}: not UTF-8 text: {err}") from err
 
 
-def _split_name(value: str) -> str:
+def normalize_split_name(value: str) -> str:
+    """Lower-cased split name with dev / valid / val read as validation; not a word: a bad row."""
     name = value.strip().lower()
     if not re.fullmatch(r"\w+", name):
         raise _BadRow(f"split {value!r} is not a split name (train, validation, test)")
@@ -192,7 +193,7 @@ def load_manifest_with_report(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
-    columns, rows = _read_rows(path)
+    columns, rows = read_manifest_rows(path)
     required = [name for name in (audio_column, text_column, label_column) if name is not None]
     missing = [name for name in required if name not in columns]
     if missing:
@@ -297,7 +298,7 @@ def _standard_row(row: dict[str, str | None], line: int, spec: _RowSpec) -> dict
             raise _BadRow(f"label {label!r} is not one of the labels {sorted(spec.label_set)}")
         record["label"] = label
     if spec.split is not None:
-        record["split"] = _split_name(row[spec.split] or "")
+        record["split"] = normalize_split_name(row[spec.split] or "")
     for name in spec.extras:
         record[name] = row.get(name)
     return record
