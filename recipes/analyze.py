@@ -20,6 +20,8 @@ import logging
 import re
 from pathlib import Path
 
+import torch
+
 import turbo_hf  # noqa: F401  (registers the Auto classes)
 from turbo_hf import DataCollatorForAudioText, TurboForAudioTextClassification, TurboProcessor
 from turbo_hf.analysis import (
@@ -88,8 +90,7 @@ def main(argv=None) -> dict:
     for model_dir in map(Path, args.model_dirs):
         model = TurboForAudioTextClassification.from_pretrained(model_dir)
         processor = TurboProcessor.from_pretrained(model_dir)
-        if args.device:
-            model.to(args.device)
+        model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         embeddings = embed(
             model, split, DataCollatorForAudioText(processor, training=False), batch_size=args.batch_size
         )

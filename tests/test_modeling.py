@@ -119,13 +119,61 @@ def test_turbo_loss_composes_ce_and_six_terms():
     assert output.loss.item() == pytest.approx(expected, rel=1e-4)
 
 
-def test_classify_on_both_averages_cross_entropy_over_the_two_views():
-    tester = TurboModelTester(dropout=0.0, classify_on="both")
+def _views_under_seed(model, batch, seed):
+    """The two training views, drawn with the dropout masks that `model(**batch)` draws after seeding."""
+    torch.manual_seed(seed)
+    audio = model.get_audio_features(batch["input_values"], batch["audio_attention_mask"], num_views=2)
+    text = model.get_text_features(
+        batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], num_views=2
+    )
+    n = batch["input_ids"].shape[0]
+    return audio[:n], text[:n], audio[n:], text[n:]
+
+
+def test_turbo_terms_pair_the_right_views_with_dropout_on():
+    tester = TurboModelTester(loss_mode="turbo", dropout=0.2, temperature=0.1)
     model = tester.model().train()
-    batch = tester.inputs()
+    batch = tester.inputs(batch_size=4)
+    torch.manual_seed(11)
     output = model(**batch)
-    expected = torch.nn.functional.cross_entropy(output.logits, batch["labels"])
-    assert output.ce_loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    a1, t1, a2, t2 = _views_under_seed(model, batch, 11)
+    assert not torch.allclose(a1, a2) and not torch.allclose(t1, t2)
+    torch.testing.assert_close(output.audio_embeds, a1)
+    in_modal = info_nce(a1, a2, 0.1) + info_nce(t1, t2, 0.1)
+    cross_modal = (
+        info_nce(a1, t1, 0.1) + info_nce(a1, t2, 0.1) + info_nce(a2, t1, 0.1) + info_nce(a2, t2, 0.1)
+    )
+    assert output.in_modal_loss.item() == pytest.approx(in_modal.item(), rel=1e-5)
+    assert output.cross_modal_loss.item() == pytest.approx(cross_modal.item(), rel=1e-5)
+
+
+def test_classify_on_both_averages_the_cross_entropy_of_two_different_views():
+    tester = TurboModelTester(dropout=0.2, classify_on="both")
+    model = tester.model().train()
+    batch = tester.inputs(batch_size=4)
+    torch.manual_seed(5)
+    output = model(**batch)
+    a1, t1, a2, t2 = _views_under_seed(model, batch, 5)
+    ce = [
+        torch.nn.functional.cross_entropy(model.classifier(torch.cat([a, t], dim=-1)), batch["labels"])
+        for a, t in ((a1, t1), (a2, t2))
+    ]
+    assert ce[0].item() != pytest.approx(ce[1].item(), rel=1e-6)
+    assert output.ce_loss.item() == pytest.approx(((ce[0] + ce[1]) / 2).item(), rel=1e-5)
+
+
+def test_from_encoders_pretrained_keeps_the_encoder_weights(tmp_path):
+    from turbo_hf.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
+
+    audio = save_tiny_audio_encoder(tmp_path / "audio", "wav2vec2", seed=3)
+    text = save_tiny_text_encoder(tmp_path / "text", "bert", words=["hello"], seed=4)
+    model = TurboForAudioTextClassification.from_encoders_pretrained(audio, text, num_labels=2)
+    for encoder, folder in ((model.audio_model, audio), (model.text_model, text)):
+        reference = AutoModel.from_pretrained(folder).state_dict()
+        loaded = encoder.state_dict()
+        assert set(loaded) <= set(reference)
+        for name, value in loaded.items():
+            torch.testing.assert_close(value, reference[name], rtol=0, atol=0, msg=name)
 
 
 def test_evaluation_runs_one_pass_and_its_loss_is_cross_entropy(tester):
@@ -243,6 +291,21 @@ def test_config_pushes_dropout_into_encoders_and_round_trips(tmp_path):
     loaded = TurboConfig.from_pretrained(tmp_path)
     assert loaded.loss_mode == "cross" and loaded.dropout == 0.3
     assert loaded.audio_config.to_dict() == config.audio_config.to_dict()
+    from transformers import AutoConfig
+
+    auto = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(auto, TurboConfig) and auto.text_config.to_dict() == config.text_config.to_dict()
+
+
+def test_config_accepts_sub_configs_given_as_dicts():
+    reference = TurboModelTester().config
+    config = TurboConfig(
+        audio_config=reference.audio_config.to_dict(),
+        text_config=reference.text_config.to_dict(),
+        num_labels=3,
+    )
+    assert config.audio_config.model_type == "wav2vec2" and config.text_config.model_type == "bert"
+    assert config.audio_config.hidden_size == reference.audio_config.hidden_size
 
 
 def test_encoder_dropout_minus_one_leaves_encoder_settings_alone():

@@ -251,3 +251,10 @@ def test_group_by_length_batches_utterances_of_similar_duration(tmp_path, encode
     durations = train["duration"]
     batches = [sorted(durations[i] for i in order[k : k + 4]) for k in range(0, 12, 4)]
     assert all(batch[-1] - batch[0] < 2.5 for batch in batches)
+
+
+def test_group_by_length_without_the_length_column_is_an_error_naming_it(tmp_path, encoders, splits):
+    args = _args(tmp_path, train_sampling_strategy="group_by_length", length_column_name="seconds")
+    trainer = _trainer(encoders, splits, args)
+    with pytest.raises(ValueError, match="'seconds' column"):
+        trainer.train()

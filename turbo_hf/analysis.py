@@ -101,10 +101,21 @@ def _projected(outputs: Any, field: str) -> torch.Tensor:
     return value.detach().to("cpu", torch.float32)
 
 
+def _default_collator(model: torch.nn.Module):
+    """Whole utterances through the processor saved beside the model (`model.name_or_path`)."""
+    from .collator import DataCollatorForAudioText
+    from .processing_turbo import TurboProcessor
+
+    source = getattr(model, "name_or_path", None)
+    if not source:
+        raise ValueError("embed() needs a collator for a model that was not loaded with from_pretrained")
+    return DataCollatorForAudioText(TurboProcessor.from_pretrained(source), training=False)
+
+
 def embed(
     model: torch.nn.Module,
     dataset: Any,
-    collator: Callable[[list[Any]], Mapping[str, Any]],
+    collator: Callable[[list[Any]], Mapping[str, Any]] | None = None,
     batch_size: int = 32,
     device: str | torch.device | None = None,
     num_workers: int = 0,
@@ -112,10 +123,13 @@ def embed(
 ) -> dict[str, np.ndarray | None]:
     """Projected embeddings of every example, in dataset order: `{"audio", "text", "labels"}`.
 
-    The model runs in eval mode (one pass, no dropout) under `torch.no_grad`, on `device` (default: where
+    `collator` defaults to `DataCollatorForAudioText(processor, training=False)` with the processor
+    saved beside a model loaded by `from_pretrained`. The model runs in eval mode (one pass, no dropout) under `torch.no_grad`, on `device` (default: where
     its parameters are); each submodule's training flag is restored afterwards. `labels` is None when
     the collator produced no "labels" (unlabelled data).
     """
+    if collator is None:
+        collator = _default_collator(model)
     if device is None:
         first_parameter = next(model.parameters(), None)
         device = first_parameter.device if first_parameter is not None else torch.device("cpu")

@@ -57,7 +57,7 @@ def info_nce(
     query: torch.Tensor,
     key: torch.Tensor,
     temperature: float = 0.05,
-    gather_across_processes: bool = False,
+    gather_across_processes: bool = True,
 ) -> torch.Tensor:
     """InfoNCE(query, key): mean over rows i of -log softmax_j(cos(q_i, k_j) / tau)[i].
 
@@ -102,7 +102,7 @@ def turbo_loss_terms(
     audio_2: torch.Tensor,
     text_2: torch.Tensor,
     temperature: float = 0.05,
-    gather_across_processes: bool = False,
+    gather_across_processes: bool = True,
 ) -> TurboLossTerms:
     """The six InfoNCE terms of Turbo for two dropout views (a1, t1) and (a2, t2) of one batch."""
     keys = {}
@@ -129,7 +129,7 @@ def turbo_loss(
     audio_2: torch.Tensor,
     text_2: torch.Tensor,
     temperature: float = 0.05,
-    gather_across_processes: bool = False,
+    gather_across_processes: bool = True,
 ) -> torch.Tensor:
     """Turbo loss: InfoNCE(a1,a2) + InfoNCE(t1,t2) + InfoNCE(a1,t1) + InfoNCE(a1,t2) + InfoNCE(a2,t1)
     + InfoNCE(a2,t2). The parts are available from `turbo_loss_terms`."""

@@ -51,6 +51,13 @@ class TurboTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the collator needs the raw audio/text columns."}
     )
+    length_column_name: str = field(
+        default="duration",
+        metadata={
+            "help": "Column of utterance lengths for train_sampling_strategy=group_by_length (seconds, "
+            "written by load_iemocap and load_manifest)."
+        },
+    )
 
 
 class TurboTrainer(Trainer):
@@ -84,8 +91,14 @@ class TurboTrainer(Trainer):
         dataset = self.train_dataset if train_dataset is None else train_dataset
         column = self.args.length_column_name
         grouped = self.args.train_sampling_strategy == "group_by_length"
-        if not grouped or not hasattr(dataset, "column_names") or column not in dataset.column_names:
+        if not grouped or not hasattr(dataset, "column_names"):
             return super()._get_train_sampler(train_dataset)
+        if column not in dataset.column_names:
+            raise ValueError(
+                f"train_sampling_strategy=group_by_length groups by the {column!r} column, which the training "
+                f"dataset lacks (columns: {dataset.column_names}); add durations in seconds "
+                "(turbo_hf.audio.audio_duration) or set --length_column_name"
+            )
         return DurationGroupedSampler(
             dataset[column],
             self.args.train_batch_size * self.args.gradient_accumulation_steps,
