@@ -1,7 +1,7 @@
 """End-to-end demo on the CPU: synthetic corpus -> vanilla / cross / turbo -> table -> prediction.
 
     python recipes/demo.py --output_dir demo_output            # what `make demo` runs
-    python recipes/demo.py --seeds 0 1 2 --output_dir runs/mini  # the miniature replication
+    python recipes/demo.py --seeds 0 1 2 --n_per_class 30 --epochs 15 --output_dir runs/mini  # docs/results.md
 
 It writes a small SYNTHETIC corpus in the IEMOCAP release layout (tones + keyword sentences, see
 turbo_hf/data/synthetic.py: not real speech), saves tiny random encoders as local pretrained folders,
@@ -28,8 +28,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output_dir", default="demo_output")
     parser.add_argument("--methods", nargs="+", default=["vanilla", "cross", "turbo"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--n_per_class", type=int, default=30, help="utterances per class and session")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--n_per_class", type=int, default=20, help="utterances per class and session")
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--fold", default="0", help="session-protocol fold, or 'all'")
@@ -75,7 +75,7 @@ def train(method: str, seed: int, run_dir: Path, corpus: Path, audio: Path, text
         "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", "32",
         "--learning_rate", str(args.learning_rate), "--lr_scheduler_type", "constant",
         "--logging_steps", "10", "--save_total_limit", "1", "--seed", str(seed),
-        "--disable_tqdm", "true", "--use_cpu", "true",
+        "--use_cpu", "true",
     ]  # fmt: skip
     print(
         f"\n=== {method} (seed {seed}) -> {run_dir}\n$ accelerate launch recipes/run_ser.py ...", flush=True

@@ -7,6 +7,7 @@ test). The best checkpoint by validation EER is scored on test: ACC and EER (bin
 """
 
 from turbo_hf.experiment import (
+    RECIPE_TRAINING_DEFAULTS,
     DataArguments,
     ManifestArguments,
     ModelArguments,
@@ -17,13 +18,9 @@ from turbo_hf.experiment import (
 from turbo_hf.trainer import TurboTrainingArguments
 
 DSD_DEFAULTS = {
+    **RECIPE_TRAINING_DEFAULTS,
     "metric_for_best_model": "eer",
     "greater_is_better": False,
-    "load_best_model_at_end": True,
-    "eval_strategy": "epoch",
-    "save_strategy": "epoch",
-    "save_total_limit": 2,
-    "report_to": "none",
 }
 
 

@@ -9,6 +9,7 @@ With `--fold all`, every fold runs in turn and output_dir gets summary.json and 
 """
 
 from turbo_hf.experiment import (
+    RECIPE_TRAINING_DEFAULTS,
     DataArguments,
     IemocapArguments,
     ModelArguments,
@@ -19,13 +20,9 @@ from turbo_hf.experiment import (
 from turbo_hf.trainer import TurboTrainingArguments
 
 SER_DEFAULTS = {
+    **RECIPE_TRAINING_DEFAULTS,
     "metric_for_best_model": "ua",
     "greater_is_better": True,
-    "load_best_model_at_end": True,
-    "eval_strategy": "epoch",
-    "save_strategy": "epoch",
-    "save_total_limit": 2,
-    "report_to": "none",
 }
 
 

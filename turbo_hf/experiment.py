@@ -131,6 +131,16 @@ class ManifestArguments:
     )
 
 
+# What both recipes default to: pick the best checkpoint by validation after every epoch.
+RECIPE_TRAINING_DEFAULTS: dict[str, Any] = {
+    "load_best_model_at_end": True,
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "save_total_limit": 2,
+    "report_to": "none",
+}
+
+
 def parse_recipe_arguments(dataclass_types: tuple, defaults: dict[str, Any], argv: list[str] | None = None):
     """Parse the command line, or a .json / .yaml file optionally followed by command-line overrides.
 
