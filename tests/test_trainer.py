@@ -180,6 +180,7 @@ def test_train_and_evaluate_saves_a_loadable_model_and_test_metrics(tmp_path, en
     processor = AutoProcessor.from_pretrained(output)
     assert model.config.id2label == dict(enumerate(LABELS))
     assert isinstance(processor, TurboProcessor)
+    assert processor.tokenizer.model_max_length == DataArguments().max_text_length  # as in training
 
 
 def test_summarize_folds_writes_mean_and_sample_std(tmp_path):

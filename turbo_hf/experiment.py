@@ -222,6 +222,9 @@ def train_and_evaluate(
     datasets = _truncate(datasets, data_args)
     label_names = datasets["train"].features["label"].names
     model, processor = build_model_and_processor(model_args, label_names)
+    if data_args.max_text_length is not None:
+        # Saved with the processor: the pipeline and the CLI then truncate transcripts as training did.
+        processor.tokenizer.model_max_length = data_args.max_text_length
     collator_kwargs = dict(
         processor=processor,
         max_duration=data_args.max_duration,
