@@ -127,16 +127,24 @@ class TurboTrainer(Trainer):
         for field_name, log_name in LOSS_PARTS.items():
             value = outputs.get(field_name)
             if value is not None:
-                gathered = self.accelerator.gather_for_metrics(value.detach().reshape(1))
-                self._loss_parts[mode][log_name].append(gathered.float().mean().item())
+                # Kept on device: no host sync and no collective per step; reduced when logged.
+                self._loss_parts[mode][log_name].append(value.detach().float())
         loss = outputs.loss
         return (loss, outputs) if return_outputs else loss
+
+    def _mean_over_processes(self, values: list[torch.Tensor]) -> float:
+        """Mean of this process's recorded values, averaged over processes with one collective."""
+        local = torch.stack(values).mean()
+        return self.accelerator.reduce(local, reduction="mean").item()
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Evaluation parts go into the evaluation metrics instead (see `evaluation_loop`).
         if self.model.training:
             parts = self._loss_parts["train"]
-            logs = {**logs, **{name: sum(values) / len(values) for name, values in parts.items() if values}}
+            logs = {
+                **logs,
+                **{name: self._mean_over_processes(values) for name, values in parts.items() if values},
+            }
             parts.clear()
         super().log(logs, start_time)
 
@@ -149,7 +157,7 @@ class TurboTrainer(Trainer):
         )
         for name, values in self._loss_parts["eval"].items():
             if values:
-                output.metrics[f"{metric_key_prefix}_{name}"] = sum(values) / len(values)
+                output.metrics[f"{metric_key_prefix}_{name}"] = self._mean_over_processes(values)
         self._loss_parts["eval"].clear()
         return output
 
