@@ -106,6 +106,8 @@ def test_two_processes_with_torchrun_train_one_model(tmp_path, encoders):
     assert state["global_step"] == 2
     # 12 training utterances; 2 processes x 4 rows: 2 steps are one epoch (one process: 3 steps)
     assert state["epoch"] == pytest.approx(1.0)
+    logged = [entry for entry in state["log_history"] if "in_modal_loss" in entry]
+    assert len(logged) == 2 and all(entry["in_modal_loss"] > 0 for entry in logged)  # reduced over both
     assert json.loads((output / "test_results.json").read_text())["test_ua"] >= 0.0
 
 
