@@ -259,3 +259,17 @@ def test_group_by_length_without_the_length_column_is_an_error_naming_it(tmp_pat
     trainer = _trainer(encoders, splits, args)
     with pytest.raises(ValueError, match="'seconds' column"):
         trainer.train()
+
+
+def test_every_fold_gets_its_own_folder_and_hub_repository(tmp_path):
+    from turbo_hf.experiment import _fold_output_dir
+
+    args = TurboTrainingArguments(output_dir=str(tmp_path / "iemocap"), report_to="none")
+    fold = _fold_output_dir(args, 3, many=True)
+    assert fold.output_dir == str(tmp_path / "iemocap" / "fold_3") and fold.hub_model_id == "iemocap-fold3"
+    assert _fold_output_dir(args, 3, many=False) is args
+    resumed = TurboTrainingArguments(
+        output_dir=str(tmp_path), resume_from_checkpoint="ckpt", report_to="none"
+    )
+    with pytest.raises(ValueError, match="--fold N"):
+        _fold_output_dir(resumed, 0, many=True)

@@ -284,10 +284,19 @@ def setup_logging(training_args: TurboTrainingArguments) -> None:
 
 
 def _fold_output_dir(training_args: TurboTrainingArguments, fold: int, many: bool) -> TurboTrainingArguments:
+    """With several folds: each in output_dir/fold_k, and pushed (if asked) to its own `<repo>-fold<k>`."""
     if not many:
         return training_args
+    if training_args.resume_from_checkpoint:
+        raise ValueError(
+            "--resume_from_checkpoint names one checkpoint, but --fold all trains several folds; resume one fold "
+            "with --fold N --output_dir <output_dir>/fold_N"
+        )
+    repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
     return dataclasses.replace(
-        training_args, output_dir=os.path.join(training_args.output_dir, f"fold_{fold}")
+        training_args,
+        output_dir=os.path.join(training_args.output_dir, f"fold_{fold}"),
+        hub_model_id=f"{repo_id}-fold{fold}",
     )
 
 
