@@ -20,6 +20,7 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import turbo_hf  # noqa: F401  (registers the Auto classes)
@@ -116,7 +117,8 @@ def main(argv=None) -> dict:
         points.append({"name": method, "seed": seed, **numbers})
         key = method if seed is None else f"{method} (seed {seed})"
         audio_by_model[key] = embeddings["audio"]
-        labels_by_model[key] = embeddings["labels"]
+        if embeddings["labels"] is not None:  # class names in the figure's legend
+            labels_by_model[key] = np.asarray(split.features["label"].names)[embeddings["labels"]]
 
     save_analysis_json({"split": args.split, "models": results}, output_dir / "analysis.json")
     plot_align_uniform(
@@ -128,7 +130,7 @@ def main(argv=None) -> dict:
     plot_embedding_kde(
         {method: value for method, (_, value) in first_seed.items()},
         output_dir / "audio_kde.png",
-        labels_by_model={method: labels_by_model[key] for method, (key, _) in first_seed.items()},
+        labels_by_model={method: labels_by_model.get(key) for method, (key, _) in first_seed.items()},
     )
     logger.info("wrote analysis.json, align_uniform.png and audio_kde.png to %s", output_dir)
     return {"models": results}
