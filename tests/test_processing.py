@@ -86,6 +86,9 @@ def test_collator_crops_randomly_in_training_and_keeps_whole_utterances_in_eval(
     train = DataCollatorForAudioText(tester.processor, max_duration=1.0, training=True)
     evaluate = DataCollatorForAudioText(tester.processor, max_duration=1.0, training=False)
     assert train(examples)["input_values"].shape[1] == 16000
+    torch.manual_seed(0)
+    windows = {tuple(train(examples[:1])["input_values"][0, :8].tolist()) for _ in range(4)}
+    assert len(windows) > 1  # a new random window each time, not always the start
     assert evaluate(examples)["input_values"].shape[1] == 24000
     centred = DataCollatorForAudioText(tester.processor, training=False, eval_max_duration=1.0)
     first, second = centred(examples)["input_values"], centred(examples)["input_values"]

@@ -28,6 +28,7 @@ equal error rate (EER) computed from the score of the positive class 1.
 PAPER_CITATION = """\
 @inproceedings{turbo2023,
   title={Turbo your multi-modal classification with contrastive learning},
+  author={Zhang, Zhiyu and Liu, Da and Liu, Shengqiang and Wang, Anna and Gao, Jie and Li, Yali},
   booktitle={Interspeech},
   year={2023}
 }
