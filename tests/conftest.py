@@ -51,6 +51,15 @@ class TurboModelTester:
         torch.manual_seed(seed)
         return TurboForAudioTextClassification(self.config)
 
+    def save_classifier(self, folder, labels: list[str], seed: int = 0) -> str:
+        """Save a model with named labels and its processor, as training would, for loading tests."""
+        model = self.model(seed)
+        model.config.id2label = dict(enumerate(labels))
+        model.config.label2id = {label: index for index, label in enumerate(labels)}
+        model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+        return str(folder)
+
     def waveforms(self, seconds=(1.0, 0.6, 0.8), seed: int = 0) -> list[np.ndarray]:
         rng = np.random.default_rng(seed)
         return [rng.standard_normal(int(16000 * s)).astype(np.float32) for s in seconds]

@@ -19,13 +19,7 @@ TEXTS = ["hello world", "happy", "sad and angry", "hello", "world", "happy world
 
 
 def save_classifier(folder, labels) -> str:
-    tester = TurboModelTester(num_labels=len(labels))
-    model = tester.model()
-    model.config.id2label = dict(enumerate(labels))
-    model.config.label2id = {label: index for index, label in enumerate(labels)}
-    model.save_pretrained(folder)
-    tester.processor.save_pretrained(folder)
-    return str(folder)
+    return TurboModelTester(num_labels=len(labels)).save_classifier(folder, labels)
 
 
 @pytest.fixture(scope="module")

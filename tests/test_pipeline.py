@@ -27,12 +27,7 @@ def save_tiny_classifier(folder) -> str:
     """A tiny Turbo model + processor with named labels. Layer-normed front end: padding in a batch
     leaves each row's output unchanged, so batched and one-by-one results can be compared."""
     tester = TurboModelTester(audio_overrides={"feat_extract_norm": "layer"})
-    model = tester.model()
-    model.config.id2label = dict(enumerate(LABELS))
-    model.config.label2id = {label: index for index, label in enumerate(LABELS)}
-    model.save_pretrained(folder)
-    tester.processor.save_pretrained(folder)
-    return str(folder)
+    return tester.save_classifier(folder, LABELS)
 
 
 def save_tiny_whisper(folder) -> str:
