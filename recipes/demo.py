@@ -65,20 +65,17 @@ def train(method: str, seed: int, run_dir: Path, corpus: Path, audio: Path, text
         sys.executable, "-m", "accelerate.commands.launch",
         "--cpu", "--num_processes", "1", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(RECIPES / "run_ser.py"),
-        "--iemocap_root", str(corpus), "--protocol", "session", "--fold", args.fold,
+        str(RECIPES / "run_ser.py"), str(RECIPES / "configs" / "demo.json"),
+        "--iemocap_root", str(corpus), "--fold", args.fold,
         "--audio_model_name_or_path", str(audio), "--text_model_name_or_path", str(text),
-        "--loss_mode", method, "--projection_dim", "32", "--max_duration", "2",
-        "--temperature", str(args.temperature),
-        "--output_dir", str(run_dir),
-        "--num_train_epochs", str(args.epochs),
-        "--per_device_train_batch_size", str(args.batch_size), "--per_device_eval_batch_size", "32",
-        "--learning_rate", str(args.learning_rate), "--lr_scheduler_type", "constant",
-        "--logging_steps", "10", "--save_total_limit", "1", "--seed", str(seed),
-        "--use_cpu", "true",
+        "--loss_mode", method, "--temperature", str(args.temperature),
+        "--num_train_epochs", str(args.epochs), "--per_device_train_batch_size", str(args.batch_size),
+        "--learning_rate", str(args.learning_rate), "--seed", str(seed), "--output_dir", str(run_dir),
     ]  # fmt: skip
     print(
-        f"\n=== {method} (seed {seed}) -> {run_dir}\n$ accelerate launch recipes/run_ser.py ...", flush=True
+        f"\n=== {method} (seed {seed}) -> {run_dir}\n"
+        f"$ accelerate launch recipes/run_ser.py recipes/configs/demo.json --loss_mode {method} ...",
+        flush=True,
     )
     subprocess.run(command, check=True)
     results = run_dir / ("summary.json" if args.fold == "all" else "test_results.json")
