@@ -98,6 +98,12 @@ def test_evaluate_prints_metrics_of_the_chosen_split(model_dir, corpus, tmp_path
     assert {"wa", "ua", "macro_f1"} <= set(metrics) and "eer" not in metrics
     assert metrics["num_examples"] == sum(r["split"] == "test" for r in rows)
     assert json.loads(output.read_text()) == metrics
+    no_splits = folder / "no_splits.csv"
+    no_splits.write_text(
+        "\n".join(line.rsplit(",", 1)[0] for line in open(manifest).read().splitlines()) + "\n"
+    )
+    assert main(["evaluate", model_dir, "--manifest", str(no_splits), "--split", "test"]) == EXIT_BAD_INPUT
+    assert "no 'split' column" in capsys.readouterr().err
     # A manifest with splits and no --split is ambiguous.
     assert main(["evaluate", model_dir, "--manifest", manifest]) == EXIT_BAD_INPUT
     assert "--split" in capsys.readouterr().err

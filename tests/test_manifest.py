@@ -267,3 +267,13 @@ def test_missing_manifest_and_bad_option(tmp_path):
         load_manifest(tmp_path / "nothing.csv")
     with pytest.raises(ValueError, match="on_bad_row"):
         load_manifest(tmp_path / "nothing.csv", on_bad_row="ignore")
+
+
+def test_line_column_keeps_each_rows_file_line_across_splits_and_skips(tmp_path, clips):
+    rows = _rows()
+    rows.insert(1, ["clips/missing.wav", "gone", "no", "train"])  # line 3, skipped
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label", "split"], rows)
+    data = load_manifest(path, on_bad_row="skip", line_column="line")
+    assert data["train"]["line"] == [2] and data["validation"]["line"] == [4] and data["test"]["line"] == [5]
+    with pytest.raises(ManifestError, match="line_column 'text'"):
+        load_manifest(path, line_column="text")

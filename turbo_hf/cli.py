@@ -21,15 +21,18 @@ from typing import Any
 
 import numpy as np
 import transformers
+from datasets import DatasetDict
 from tqdm.auto import tqdm
 from transformers import EvalPrediction
 
 from .audio import AudioDecodingError, load_audio
-from .data.manifest import ManifestError, load_manifest_with_report, normalize_split_name, read_manifest_rows
+from .data.manifest import ManifestError, load_manifest_with_report, normalize_split_name
 from .metrics import compute_metrics
 from .pipeline import TASK, register_pipeline
 
 EXIT_BAD_INPUT = 2
+# Added to each manifest row by the loader so that a row that fails later is still named file:line.
+_LINE_COLUMN = "_manifest_line"
 _SKIPPED_LISTED = 20
 
 
@@ -107,51 +110,53 @@ def _normalised_split(value: str | None) -> str:
 
 
 class _Manifest:
-    """Manifest rows in file order with their line numbers, and the rows the loader left out."""
+    """Manifest rows (each with its file line) and the rows the loader left out."""
 
-    def __init__(self, args: argparse.Namespace, label_column: str | None, labels: list[str] | None = None):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        label_column: str | None,
+        labels: list[str] | None = None,
+        by_split: bool = False,
+    ):
         self.path = Path(args.manifest)
+        self.split_column = args.split_column
         try:
-            data, skipped = load_manifest_with_report(
+            self.data, skipped = load_manifest_with_report(
                 self.path,
                 audio_column=args.audio_column,
                 text_column=args.text_column,
                 label_column=label_column,
                 labels=labels,
-                split_column=None,  # one table in file order, so each row keeps its line number
+                # predict keeps every row in file order; evaluate scores one split
+                split_column=args.split_column if by_split else None,
                 id_column=args.id_column,
                 on_bad_row="skip" if args.skip_bad_rows else "raise",
                 compute_duration=False,
+                line_column=_LINE_COLUMN,
             )
         except FileNotFoundError as err:
             raise UserError(str(err)) from err
         self.skipped = [(line, reason) for line, reason in skipped]
-        skipped_lines = {line for line, _ in skipped}
-        self.lines = [line for line, _ in read_manifest_rows(self.path)[1] if line not in skipped_lines]
-        self.data = data
-        self.split_column = args.split_column if args.split_column in data.column_names else None
 
     def select_split(self, split: str | None) -> None:
-        if self.split_column is None:
+        if not isinstance(self.data, DatasetDict):
             if split is not None:
                 raise UserError(
-                    f"{self.path}: --split {split} given but the manifest has no {self.split_column} column"
+                    f"{self.path}: --split {split} given but the manifest has no {self.split_column!r} column"
                 )
             return
-        names = [_normalised_split(value) for value in self.data[self.split_column]]
         if split is None:
             raise UserError(
-                f"{self.path}: the manifest holds splits {sorted(set(names))}; choose one with --split"
+                f"{self.path}: the manifest holds splits {sorted(self.data)}; choose one with --split"
             )
         wanted = _normalised_split(split)
-        keep = [index for index, name in enumerate(names) if name == wanted]
-        if not keep:
-            raise UserError(f"{self.path}: no rows of split {split!r}; found {sorted(set(names))}")
-        self.data = self.data.select(keep)
-        self.lines = [self.lines[index] for index in keep]
+        if wanted not in self.data:
+            raise UserError(f"{self.path}: no rows of split {split!r}; found {sorted(self.data)}")
+        self.data = self.data[wanted]
 
-    def where(self, position: int) -> str:
-        return f"{self.path}:{self.lines[position]}"
+    def where(self, row: dict[str, Any]) -> str:
+        return f"{self.path}:{row[_LINE_COLUMN]}"
 
 
 def _classify_rows(
@@ -175,9 +180,9 @@ def _classify_rows(
                 except AudioDecodingError as err:
                     if not args.skip_bad_rows:
                         raise UserError(
-                            f"{manifest.where(position)}: {err}; pass --skip-bad-rows to leave bad rows out"
+                            f"{manifest.where(row)}: {err}; pass --skip-bad-rows to leave bad rows out"
                         ) from err
-                    manifest.skipped.append((manifest.lines[position], str(err)))
+                    manifest.skipped.append((row[_LINE_COLUMN], str(err)))
                     continue
                 text = row["text"] if row["text"] or pipe.asr is None else None
                 rows.append(row)
@@ -240,7 +245,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     pipe = _load_pipeline(args)
     config = pipe.model.config
     labels = [config.id2label[index] for index in range(config.num_labels)]
-    manifest = _Manifest(args, label_column=args.label_column, labels=labels)
+    manifest = _Manifest(args, label_column=args.label_column, labels=labels, by_split=True)
     manifest.select_split(args.split)
 
     label2id = {name: index for index, name in enumerate(labels)}

@@ -110,7 +110,7 @@ def _read_json_lines(path: Path) -> tuple[list[str], list[tuple[int, dict | str]
     return list(fields), parsed
 
 
-def read_manifest_rows(path: Path) -> tuple[list[str], list[tuple[int, dict | str]]]:
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict | str]]]:
     """Column names and every (line, row dict or error reason) of the manifest, by extension."""
     suffix = path.suffix.lower()
     if suffix not in _DELIMITERS and suffix not in _JSON_LINES:
@@ -186,6 +186,7 @@ def load_manifest_with_report(
     on_bad_row: str = "raise",
     compute_duration: bool = True,
     num_proc: int | None = None,
+    line_column: str | None = None,
 ) -> tuple[Dataset | DatasetDict, list[SkippedRow]]:
     """`load_manifest`, also returning the rows skipped with `on_bad_row="skip"` as (line, reason)."""
     if on_bad_row not in ("raise", "skip"):
@@ -193,12 +194,16 @@ def load_manifest_with_report(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
-    columns, rows = read_manifest_rows(path)
+    columns, rows = _read_rows(path)
     required = [name for name in (audio_column, text_column, label_column) if name is not None]
     missing = [name for name in required if name not in columns]
     if missing:
         where = f"{path}:1" if path.suffix.lower() in _DELIMITERS else str(path)  # the CSV / TSV header
         raise ManifestError(f"{where}: missing column(s) {missing}; found columns {columns}")
+    if line_column is not None and line_column in columns:
+        raise ManifestError(
+            f"{path}: line_column {line_column!r} would replace the manifest's column of that name"
+        )
     consumed = {audio_column, text_column, label_column, split_column, id_column}
     extras = [name for name in columns if name not in consumed and name not in _STANDARD_COLUMNS]
     ignored = [name for name in columns if name not in consumed and name in _STANDARD_COLUMNS]
@@ -229,7 +234,10 @@ def load_manifest_with_report(
         try:
             if isinstance(row, str):
                 raise _BadRow(row)
-            kept.append((line, _standard_row(row, line, spec)))
+            record = _standard_row(row, line, spec)
+            if line_column is not None:
+                record[line_column] = line
+            kept.append((line, record))
         except _BadRow as err:
             problems.append(SkippedRow(line, str(err)))
 
@@ -255,6 +263,8 @@ def load_manifest_with_report(
     if compute_duration:
         features["duration"] = Value("float64")
     features.update({name: Value("string") for name in extras})
+    if line_column is not None:
+        features[line_column] = Value("int64")
     return _build(kept, Features(features), has_split), problems
 
 
@@ -345,6 +355,7 @@ def load_manifest(
     on_bad_row: str = "raise",
     compute_duration: bool = True,
     num_proc: int | None = None,
+    line_column: str | None = None,
 ) -> Dataset | DatasetDict:
     """Load a CSV / TSV / JSONL manifest as a `Dataset`, or a `DatasetDict` keyed by its split column.
 
@@ -366,6 +377,8 @@ def load_manifest(
         compute_duration: read each file's header for `duration` and reject empty or unreadable
             files up front; False only checks that the files exist and adds no `duration` column.
         num_proc: threads for header reads (None: serial, fastest on a local disk).
+        line_column: if given, an int column of that name holds each row's 1-based file line, so
+            that later problems (e.g. undecodable audio) can still be reported as file:line.
     """
     data, _ = load_manifest_with_report(
         path,
@@ -378,6 +391,7 @@ def load_manifest(
         on_bad_row=on_bad_row,
         compute_duration=compute_duration,
         num_proc=num_proc,
+        line_column=line_column,
     )
     return data
 
