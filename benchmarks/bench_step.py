@@ -23,6 +23,7 @@ The trainable run also times the conv front end against the whole audio encoder 
 
     python benchmarks/bench_step.py
     python benchmarks/bench_step.py --device cuda --bf16 --batch-size 64
+    bash benchmarks/run_gpu.sh bench_logs      # the three GPU runs of docs/performance.md
     python benchmarks/bench_step.py --front-end frozen --variants vanilla turbo --steps 10
 """
 
