@@ -64,11 +64,21 @@ def test_doubled_batch_in_eval_equals_two_single_forwards(audio_type):
 
 @pytest.mark.parametrize(
     "audio_type,feat_extract_norm",
-    [("wav2vec2", "group"), ("wav2vec2", "layer"), ("hubert", "layer"), ("wavlm", "group")],
+    [
+        ("wav2vec2", "group"),
+        ("wav2vec2", "layer"),
+        ("hubert", "layer"),
+        ("wavlm", "group"),
+        ("data2vec-audio", None),  # layer-norm convolutions, no `feat_extract_norm` field
+    ],
 )
 def test_shared_front_end_equals_plain_encoder_call_without_dropout(audio_type, feat_extract_norm):
     """Values and gradients of the front-end-once path equal a plain 2N call of the encoder."""
-    overrides = {"feat_extract_norm": feat_extract_norm, "do_stable_layer_norm": feat_extract_norm == "layer"}
+    overrides = (
+        {"feat_extract_norm": feat_extract_norm, "do_stable_layer_norm": feat_extract_norm == "layer"}
+        if feat_extract_norm
+        else {}
+    )
     tester = TurboModelTester(audio_type, "bert", dropout=0.0, audio_overrides=overrides)
     batch = tester.inputs()
     # float64: the comparison is then exact up to 1e-8, free of float32 summation-order noise.
@@ -203,10 +213,19 @@ def test_save_and_load_reproduce_logits_exactly(tmp_path, tester, auto):
         torch.testing.assert_close(model(**batch).logits, loaded(**batch).logits, rtol=0, atol=0)
 
 
-def test_padding_does_not_change_the_pooled_embedding_in_eval():
-    overrides = {"feat_extract_norm": "layer", "do_stable_layer_norm": True}
-    tester = TurboModelTester(audio_overrides=overrides)
+@pytest.mark.parametrize(
+    "audio_type,overrides",
+    [
+        ("wav2vec2", {"feat_extract_norm": "layer", "do_stable_layer_norm": True}),
+        # One positional convolution: a second one reads the first one's output at padded frames,
+        # which transformers' data2vec-audio does not zero, so a stack is padding-sensitive by itself.
+        ("data2vec-audio", {"num_conv_pos_embeddings": 1}),
+    ],
+)
+def test_padding_does_not_change_the_pooled_embedding_in_eval(audio_type, overrides):
+    tester = TurboModelTester(audio_type, audio_overrides=overrides)
     model = tester.model().eval()
+    assert model._encoder_takes_audio_mask
     utterance = tester.waveforms([0.5])[0]
     alone = tester.processor(audio=[utterance], text=["hello world"], sampling_rate=16000)
     padded = tester.processor(

@@ -142,8 +142,11 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         self._has_split_front_end = all(
             hasattr(self.audio_model, name) for name in ("feature_extractor", "feature_projection", "encoder")
         )
+        # Group-norm front ends (wav2vec2-base, hubert-base, wavlm-base) were pretrained on unpadded
+        # audio and are fed zero-padded input without a mask, as transformers advises; layer-norm
+        # ones (wav2vec2-large-lv60, data2vec-audio, which has no `feat_extract_norm`) take the mask.
         self._encoder_takes_audio_mask = (
-            getattr(config.audio_config, "feat_extract_norm", None) == "layer"
+            getattr(config.audio_config, "feat_extract_norm", "layer") != "group"
             and config.audio_config.model_type not in _ENCODER_ONLY_AUDIO_CLASSES
         )
         self.post_init()

@@ -16,6 +16,7 @@ from transformers import (
     AutoModel,
     BertConfig,
     BertTokenizer,
+    Data2VecAudioConfig,
     GPT2Config,
     GPT2Tokenizer,
     HubertConfig,
@@ -32,7 +33,12 @@ from transformers import (
 TINY_HIDDEN = 32
 TINY_LAYERS = 2
 
-_WAV2VEC2_FAMILY = {"wav2vec2": Wav2Vec2Config, "hubert": HubertConfig, "wavlm": WavLMConfig}
+_WAV2VEC2_FAMILY = {
+    "wav2vec2": Wav2Vec2Config,
+    "hubert": HubertConfig,
+    "wavlm": WavLMConfig,
+    "data2vec-audio": Data2VecAudioConfig,
+}
 # Whisper pads every input to a fixed window; one second keeps the tiny encoder tiny.
 _TINY_WHISPER_SECONDS = 1
 
@@ -75,6 +81,10 @@ def tiny_audio_config(model_type: str = "wav2vec2", **overrides) -> PreTrainedCo
         num_conv_pos_embedding_groups=2,
         vocab_size=32,
     )
+    if model_type == "data2vec-audio":
+        # data2vec-audio stacks `num_conv_pos_embeddings` positional convolutions of
+        # `conv_pos_kernel_size` each, where wav2vec2 has one convolution of that many taps.
+        kwargs.update(num_conv_pos_embeddings=2, conv_pos_kernel_size=15)
     kwargs.update(overrides)
     return _WAV2VEC2_FAMILY[model_type](**kwargs)
 
