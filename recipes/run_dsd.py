@@ -20,7 +20,6 @@ from turbo_hf.trainer import TurboTrainingArguments
 DSD_DEFAULTS = {
     **RECIPE_TRAINING_DEFAULTS,
     "metric_for_best_model": "eer",
-    "greater_is_better": False,
 }
 
 

@@ -22,7 +22,6 @@ from turbo_hf.trainer import TurboTrainingArguments
 SER_DEFAULTS = {
     **RECIPE_TRAINING_DEFAULTS,
     "metric_for_best_model": "ua",
-    "greater_is_better": True,
 }
 
 

@@ -240,6 +240,37 @@ def test_recipe_arguments_from_the_command_line_use_recipe_defaults(tmp_path):
     assert training_args.remove_unused_columns is False
 
 
+@pytest.mark.parametrize(
+    "metric,expected",
+    [
+        ("ua", True),
+        ("eval_wa", True),
+        ("eer", False),
+        ("eval_eer", False),
+        ("loss", False),
+        ("ce_loss", False),
+    ],
+)
+def test_the_best_checkpoint_direction_follows_the_metric(tmp_path, metric, expected):
+    args = TurboTrainingArguments(output_dir=str(tmp_path), metric_for_best_model=metric)
+    assert args.greater_is_better is expected
+    explicit = TurboTrainingArguments(
+        output_dir=str(tmp_path), metric_for_best_model=metric, greater_is_better=not expected
+    )
+    assert explicit.greater_is_better is (not expected)
+
+
+def test_overriding_only_the_recipe_metric_also_turns_the_direction(tmp_path):
+    # run_dsd selects by EER (lower is better); a multi-class run switches to UA alone.
+    types = (ModelArguments, DataArguments, IemocapArguments, TurboTrainingArguments)
+    *_, training_args = parse_recipe_arguments(
+        types,
+        {"metric_for_best_model": "eer"},
+        ["--output_dir", str(tmp_path), "--metric_for_best_model", "ua"],
+    )
+    assert training_args.metric_for_best_model == "ua" and training_args.greater_is_better is True
+
+
 def test_group_by_length_batches_utterances_of_similar_duration(tmp_path, encoders, splits):
     train = splits["train"].add_column(
         "duration", [float(i % 6) + (0.1 if i < 6 else 0.2) for i in range(12)]

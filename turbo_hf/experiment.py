@@ -382,7 +382,7 @@ def _check_binary_metric(training_args: TurboTrainingArguments, splits: DatasetD
     if metric in ("eer", "acc") and len(names) != 2:
         raise ValueError(
             f"--metric_for_best_model {metric} needs a binary task, but {source} has {len(names)} classes "
-            f"{names}; pass --metric_for_best_model ua --greater_is_better true"
+            f"{names}; pass --metric_for_best_model ua"
         )
 
 

@@ -21,6 +21,8 @@ LOSS_PARTS = {
     "contrastive_loss": "contrastive_loss",
 }
 _ENCODER_PREFIXES = ("audio_model.", "text_model.")
+# Metrics of `metrics.py` where lower is better, besides losses.
+LOWER_IS_BETTER_METRICS = frozenset({"eer"})
 
 
 @dataclass
@@ -58,6 +60,14 @@ class TurboTrainingArguments(TrainingArguments):
             "written by load_iemocap and load_manifest)."
         },
     )
+
+    def __post_init__(self):
+        # transformers infers greater_is_better from a "loss" suffix only; an error rate such as EER
+        # would then keep the worst checkpoint. An explicit greater_is_better still wins.
+        if self.greater_is_better is None and self.metric_for_best_model is not None:
+            metric = self.metric_for_best_model.removeprefix("eval_")
+            self.greater_is_better = not (metric in LOWER_IS_BETTER_METRICS or metric.endswith("loss"))
+        super().__post_init__()
 
 
 class TurboTrainer(Trainer):
