@@ -68,10 +68,10 @@ def test_batch_order_is_shuffled_and_longest_batch_comes_first():
 
 def test_only_the_last_batch_is_short_so_batches_stay_aligned():
     lengths = _durations(1003)
-    sampler = DurationGroupedSampler(lengths, 8, mega_batch_factor=10, seed=0)
+    sampler = DurationGroupedSampler(lengths, 8, mega_batch_factor=10, length_jitter=0.0, seed=0)
     order = list(sampler)
     batches = [order[i : i + 8] for i in range(0, 1003, 8)]
-    # Every full batch comes from one sorted run, so consecutive members never increase in length.
+    # Without jitter every full batch comes from one sorted run: members never increase in length.
     for batch in batches[:-1]:
         batch_lengths = [lengths[i] for i in batch]
         assert batch_lengths == sorted(batch_lengths, reverse=True)
@@ -80,7 +80,9 @@ def test_only_the_last_batch_is_short_so_batches_stay_aligned():
 
 def test_num_processes_keeps_neighbouring_batches_together():
     lengths = _durations(1200)
-    order = list(DurationGroupedSampler(lengths, 8, mega_batch_factor=15, seed=0, num_processes=2))
+    order = list(
+        DurationGroupedSampler(lengths, 8, mega_batch_factor=15, length_jitter=0.0, seed=0, num_processes=2)
+    )
     batches = [[lengths[i] for i in order[s : s + 8]] for s in range(0, 1200, 8)]
     # Process 0 and 1 of one step get two adjacent slices of one sorted mega-batch.
     for step in range(len(batches) // 2):
@@ -92,6 +94,29 @@ def test_bad_arguments_raise():
         DurationGroupedSampler([1.0, 2.0], 0)
     with pytest.raises(ValueError, match="non-empty"):
         DurationGroupedSampler([], 4)
+    with pytest.raises(ValueError, match="length_jitter"):
+        DurationGroupedSampler([1.0, 2.0], 1, length_jitter=-0.1)
+
+
+def _batch_sets(order, batch_size):
+    return {frozenset(order[s : s + batch_size]) for s in range(0, len(order) - batch_size + 1, batch_size)}
+
+
+def test_batches_change_from_epoch_to_epoch_when_one_mega_batch_holds_the_data():
+    # IEMOCAP's training split at the paper's batch: 4,400 rows, 69 batches, less than one mega-batch.
+    lengths, batch_size = _durations(4400), 64
+    epochs = {}
+    for jitter in (0.0, 0.03):
+        sampler = DurationGroupedSampler(lengths, batch_size, length_jitter=jitter, seed=0)
+        epochs[jitter] = []
+        for epoch in (0, 1):
+            sampler.set_epoch(epoch)
+            epochs[jitter].append(list(sampler))
+    exact, jittered = epochs[0.0], epochs[0.03]
+    # Sorted exactly, the whole dataset falls into the same batches every epoch (only their order moves).
+    assert _batch_sets(exact[0], batch_size) == _batch_sets(exact[1], batch_size)
+    assert not _batch_sets(jittered[0], batch_size) & _batch_sets(jittered[1], batch_size)
+    assert padding_ratio(lengths, jittered[1], batch_size) <= 1.10
 
 
 class _LengthTrainer(Trainer):

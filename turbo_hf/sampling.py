@@ -5,8 +5,9 @@ durations (0.5 s to 30 s) feed the encoder two to five times more samples than t
 `transformers.trainer_pt_utils.LengthGroupedSampler` sorts within mega-batches, but caps their size at
 a quarter of the dataset's batches and serves each mega-batch longest to shortest, so its padding grows
 with the batch size and consecutive steps run through one length range after another.
-`DurationGroupedSampler` keeps mega-batches at a fixed number of batches and then shuffles whole
-batches; `benchmarks/bench_padding.py` measures both.
+`DurationGroupedSampler` keeps mega-batches at a fixed number of batches, jitters the sort a little
+so that batches are not the same every epoch, and then shuffles whole batches;
+`benchmarks/bench_padding.py` measures both.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class DurationGroupedSampler(Sampler[int]):
     """Yields indices so that every `batch_size` consecutive ones have similar lengths.
 
     Per epoch: shuffle all indices, cut them into mega-batches of `mega_batch_factor * batch_size`, sort
-    each mega-batch by length and cut it into batches, then shuffle the order of the full batches (the
+    each mega-batch by length, each length scaled by a random factor within `length_jitter` drawn anew
+    every epoch, and cut it into batches, then shuffle the order of the full batches (the
     one smaller batch, if any, comes last so that later batches stay aligned). With `longest_first`,
     the batch holding the longest utterance runs first, so that an out-of-memory error shows at step 1.
 
@@ -59,6 +61,12 @@ class DurationGroupedSampler(Sampler[int]):
         mega_batch_factor: batches per sorted mega-batch (rounded up to a multiple of `num_processes`);
             larger means less padding but batches whose members recur from epoch to epoch (the same
             neighbours in length).
+        length_jitter: half-width, in log-length, of the random factor applied to every length before
+            sorting (0.03: within about 3%). Utterances of nearly equal length then trade places from
+            epoch to epoch, so which utterances share a batch (and with it the in-batch negatives of a
+            contrastive loss) changes every epoch; with 0 and one mega-batch holding the whole dataset,
+            every epoch would run the very same batches. Costs a little padding
+            (`benchmarks/bench_padding.py`).
         seed: seed of the shuffles, combined with the epoch.
         num_processes: consecutive batches kept together when shuffling (the data-parallel world size).
         longest_first: put the group holding the longest example first.
@@ -69,6 +77,7 @@ class DurationGroupedSampler(Sampler[int]):
         lengths: Sequence[float],
         batch_size: int,
         mega_batch_factor: int = 100,
+        length_jitter: float = 0.03,
         seed: int = 0,
         num_processes: int = 1,
         longest_first: bool = True,
@@ -85,7 +94,10 @@ class DurationGroupedSampler(Sampler[int]):
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        if not length_jitter >= 0:
+            raise ValueError(f"length_jitter must be >= 0; got {length_jitter!r}")
         self.batch_size = batch_size
+        self.length_jitter = length_jitter
         self.mega_batch_factor = mega_batch_factor
         self.seed = seed
         self.num_processes = num_processes
@@ -108,11 +120,14 @@ class DurationGroupedSampler(Sampler[int]):
         # Whole groups of num_processes batches per mega-batch, so that no group straddles two of them.
         batches_per_mega_batch = -(-self.mega_batch_factor // self.num_processes) * self.num_processes
         mega_batch_size = batches_per_mega_batch * self.batch_size
+        sort_keys = self.lengths * np.exp(
+            rng.uniform(-self.length_jitter, self.length_jitter, len(self.lengths))
+        )
         batches = []
         for start in range(0, len(permutation), mega_batch_size):
             mega_batch = permutation[start : start + mega_batch_size]
-            # Stable sort keeps the random order among equal lengths.
-            mega_batch = mega_batch[np.argsort(-self.lengths[mega_batch], kind="stable")]
+            # Stable sort keeps the random order among equal keys.
+            mega_batch = mega_batch[np.argsort(-sort_keys[mega_batch], kind="stable")]
             batches.extend(np.split(mega_batch, range(self.batch_size, len(mega_batch), self.batch_size)))
         # Only the last mega-batch can end in a short batch; it must stay at the end of the sequence.
         tail = [batches.pop()] if len(batches[-1]) < self.batch_size else []

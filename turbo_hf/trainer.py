@@ -97,7 +97,8 @@ class TurboTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         # Group by the `duration` column with our sampler: the Trainer's LengthGroupedSampler caps its
         # sorted mega-batches at a quarter of the data and pads ~1.24x at batch 64 on IEMOCAP-like
-        # spreads, against ~1.05x here (benchmarks/bench_padding.py).
+        # spreads, against ~1.08x here, with batches that still change every epoch
+        # (benchmarks/bench_padding.py).
         dataset = self.train_dataset if train_dataset is None else train_dataset
         column = self.args.length_column_name
         grouped = self.args.train_sampling_strategy == "group_by_length"
