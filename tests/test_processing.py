@@ -115,6 +115,35 @@ def test_collator_error_names_the_example_and_the_file(tmp_path, tester):
         collator([{"text": "x", "label": 0}])
 
 
+def test_collator_names_a_missing_text_field_instead_of_encoding_an_empty_transcript(write_wav, tester):
+    collator = DataCollatorForAudioText(tester.processor, training=False, text_column="transcript")
+    with pytest.raises(KeyError, match=r"'transcript' field; found \['audio', 'label', 'text'\]"):
+        collator([{"audio": str(write_wav("t.wav")), "text": "hello", "label": 0}])
+    # A row that has the field but no transcript (None) is the empty transcript.
+    none, empty = (
+        DataCollatorForAudioText(tester.processor, training=False)(
+            [{"audio": str(write_wav("t.wav")), "text": text, "label": 0}]
+        )
+        for text in (None, "")
+    )
+    assert torch.equal(none["input_ids"], empty["input_ids"])
+
+
+def test_collator_refuses_a_partly_labelled_batch(write_wav, tester):
+    collator = DataCollatorForAudioText(tester.processor, training=False)
+    path = str(write_wav("p.wav"))
+    with pytest.raises(ValueError, match=r"examples \[1\] of the batch have no 'label' value"):
+        collator([{"audio": path, "text": "a", "label": 0}, {"audio": path, "text": "b", "label": None}])
+
+
+def test_collator_accepts_numpy_integer_labels(write_wav, tester):
+    path = str(write_wav("n.wav"))
+    batch = DataCollatorForAudioText(tester.processor, training=False)(
+        [{"audio": path, "text": "a", "label": np.int64(2)}, {"audio": path, "text": "b", "label": 1}]
+    )
+    assert batch["labels"].tolist() == [2, 1]
+
+
 def test_collator_rejects_string_labels(write_wav, tester):
     collator = DataCollatorForAudioText(tester.processor, training=False)
     with pytest.raises(TypeError, match="ClassLabel"):

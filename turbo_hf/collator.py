@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,9 +55,17 @@ class DataCollatorForAudioText:
         max_samples = None if limit is None else int(round(limit * sampling_rate))
         return crop_waveform(waveform, max_samples, random=self.training)
 
+    def _text(self, example: Mapping[str, Any], position: int) -> str:
+        if self.text_column not in example:
+            raise KeyError(
+                f"example {position} of the batch has no {self.text_column!r} field; found {sorted(example)}"
+            )
+        # None is an utterance without a transcript, encoded like the empty transcript.
+        return example[self.text_column] or ""
+
     def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         waveforms = [self._waveform(example, position) for position, example in enumerate(examples)]
-        texts = [example.get(self.text_column) or "" for example in examples]
+        texts = [self._text(example, position) for position, example in enumerate(examples)]
         batch = self.processor(
             audio=waveforms,
             text=texts,
@@ -64,14 +73,25 @@ class DataCollatorForAudioText:
             return_tensors="pt",
             max_length=self.max_text_length,
         )
-        if all(example.get(self.label_column) is not None for example in examples):
-            labels = [example[self.label_column] for example in examples]
-            if not all(isinstance(label, int) for label in labels):
-                raise TypeError(
-                    f"{self.label_column!r} must hold class indices (int); got {labels[:3]}... "
-                    "Encode string labels first, e.g. with datasets.ClassLabel"
-                )
-            batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        labels = [example.get(self.label_column) for example in examples]
+        unlabelled = [position for position, label in enumerate(labels) if label is None]
+        if len(unlabelled) == len(labels):  # prediction: no labels at all
+            return dict(batch)
+        if unlabelled:
+            # A partly labelled batch would train on the contrastive loss alone without a word.
+            raise ValueError(
+                f"examples {unlabelled} of the batch have no {self.label_column!r} value while the others "
+                "do; label every example, or none for prediction"
+            )
+        wrong = [
+            label for label in labels if isinstance(label, bool) or not isinstance(label, numbers.Integral)
+        ]
+        if wrong:
+            raise TypeError(
+                f"{self.label_column!r} must hold class indices (integers); got {wrong[:3]!r}. "
+                "Encode string labels first, e.g. with datasets.ClassLabel"
+            )
+        batch["labels"] = torch.tensor([int(label) for label in labels], dtype=torch.long)
         return dict(batch)
 
 
