@@ -1,6 +1,7 @@
 import pytest
 import torch
 from conftest import TurboModelTester
+from huggingface_hub.errors import StrictDataclassClassValidationError
 from transformers import AutoModel
 
 from turbo_hf import TurboConfig, TurboForAudioTextClassification
@@ -340,8 +341,31 @@ def test_encoder_dropout_minus_one_leaves_encoder_settings_alone():
 
 @pytest.mark.parametrize(
     "field,value",
-    [("loss_mode", "simclr"), ("ce_weight", 1.5), ("temperature", 0.0), ("text_pooling", "max")],
+    [
+        ("loss_mode", "simclr"),
+        ("ce_weight", 1.5),
+        ("temperature", 0.0),
+        ("text_pooling", "max"),
+        ("encoder_dropout", 1.5),
+        ("encoder_layerdrop", 2.0),
+    ],
 )
 def test_config_rejects_bad_values_and_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         TurboConfig(**{field: value})
+
+
+def test_from_pretrained_overrides_reach_the_encoders_and_are_checked(tmp_path):
+    tester = TurboModelTester(dropout=0.2)
+    tester.model().save_pretrained(tmp_path)
+    # transformers sets these keyword arguments on the config after its __post_init__ has run.
+    loaded = TurboForAudioTextClassification.from_pretrained(tmp_path, dropout=0.0)
+    assert loaded.projection_dropout.p == 0.0
+    assert loaded.audio_model.config.hidden_dropout == loaded.config.audio_config.hidden_dropout == 0.0
+    assert loaded.text_model.config.hidden_dropout_prob == 0.0
+    with pytest.raises(ValueError, match="loss_mode"):
+        TurboForAudioTextClassification.from_pretrained(tmp_path, loss_mode="constrastive")
+    config = TurboConfig.from_pretrained(tmp_path, temperature=-1.0)
+    # save_pretrained runs the config's strict validators, validate_turbo_fields among them.
+    with pytest.raises(StrictDataclassClassValidationError, match="temperature"):
+        config.save_pretrained(tmp_path / "bad")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging
@@ -51,6 +52,7 @@ _CAUSAL_TEXT_MODEL_TYPES = frozenset(
 )
 
 
+@strict
 class TurboConfig(PreTrainedConfig):
     r"""
     Configuration of a [`TurboForAudioTextClassification`]: two encoder configs plus every
@@ -127,7 +129,16 @@ class TurboConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        self._validate_turbo_fields()
+        self.apply_to_encoders()
+
+    def apply_to_encoders(self) -> None:
+        """Check the Turbo fields and write dropout and LayerDrop into the encoder sub-configs.
+
+        Runs at construction, and again when the model is built: `from_pretrained(path, dropout=0.1)`
+        sets its keyword arguments on the config after construction, and they must reach the encoders
+        (and be checked) all the same. Idempotent.
+        """
+        self.validate_turbo_fields()
         if self.text_pooling is None:
             self.text_pooling = "last" if self.text_config.model_type in _CAUSAL_TEXT_MODEL_TYPES else "cls"
         encoder_dropout = self.dropout if self.encoder_dropout is None else self.encoder_dropout
@@ -137,7 +148,8 @@ class TurboConfig(PreTrainedConfig):
         if self.encoder_layerdrop >= 0:
             _set_existing(self.audio_config, _ENCODER_LAYERDROP_ATTRIBUTES, self.encoder_layerdrop)
 
-    def _validate_turbo_fields(self) -> None:
+    def validate_turbo_fields(self) -> None:
+        """Raise on an out-of-range Turbo field (also run by `save_pretrained`, as a strict validator)."""
         if self.loss_mode not in LOSS_MODES:
             raise ValueError(f"TurboConfig.loss_mode must be one of {LOSS_MODES}, got {self.loss_mode!r}")
         if self.text_pooling is not None and self.text_pooling not in TEXT_POOLINGS:
@@ -154,6 +166,11 @@ class TurboConfig(PreTrainedConfig):
             raise ValueError(f"TurboConfig.temperature must be positive, got {self.temperature}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"TurboConfig.dropout must be in [0, 1), got {self.dropout}")
+        # Negative values mean "keep the encoder checkpoint's own setting".
+        if self.encoder_dropout is not None and not self.encoder_dropout < 1.0:
+            raise ValueError(f"TurboConfig.encoder_dropout must be below 1, got {self.encoder_dropout}")
+        if not self.encoder_layerdrop < 1.0:
+            raise ValueError(f"TurboConfig.encoder_layerdrop must be below 1, got {self.encoder_layerdrop}")
         if self.projection_dim <= 0:
             raise ValueError(f"TurboConfig.projection_dim must be positive, got {self.projection_dim}")
 

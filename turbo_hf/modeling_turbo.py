@@ -119,6 +119,8 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         text_model: PreTrainedModel | None = None,
     ):
         super().__init__(config)
+        # Keyword overrides of from_pretrained land on the config after its __post_init__.
+        config.apply_to_encoders()
         if audio_model is None:
             audio_model = _build_audio_encoder(config.audio_config)
         if text_model is None:
