@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,24 @@ def test_run_ser_on_every_session_fold_writes_fold_metrics_and_the_summary(tmp_p
         assert summary["folds"][fold]["test_wa"] == fold_metrics["test_wa"]
         assert (output / f"fold_{fold}" / "model.safetensors").is_file()
     assert "± " in (output / "summary.md").read_text()
+
+    # Stop the run as a crash would: fold 3 without its test results, fold 4 never started.
+    first_fold = output / "fold_0" / "test_results.json"
+    first_fold_written = first_fold.stat().st_mtime_ns
+    (output / "fold_3" / "test_results.json").unlink()
+    shutil.rmtree(output / "fold_4")
+    resumed = _run(
+        [sys.executable, str(RECIPES / "run_ser.py"), "--iemocap_root", str(corpus), "--protocol", "session",
+         "--fold", "all", "--loss_mode", "turbo", "--output_dir", str(output), *encoders, *TWO_STEPS,
+         "--resume_from_checkpoint", "last", "--log_level", "info"],
+        tmp_path,
+    )  # fmt: skip
+    log = resumed.stdout + resumed.stderr
+    assert "fold 0 finished in an earlier run" in log
+    assert f"Resuming from {output / 'fold_3' / 'checkpoint-2'}" in log
+    assert first_fold.stat().st_mtime_ns == first_fold_written
+    summary = json.loads((output / "summary.json").read_text())
+    assert len(summary["folds"]) == 5 and (output / "fold_4" / "test_results.json").is_file()
 
 
 def test_run_ser_through_accelerate_launch_on_one_speaker_fold(tmp_path, encoders):

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import datasets as hf_datasets
+import numpy as np
 import transformers
 import yaml
 from datasets import DatasetDict
-from transformers import HfArgumentParser, set_seed
+from transformers import EarlyStoppingCallback, HfArgumentParser, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from .collator import DataCollatorForAudioText
@@ -131,6 +133,41 @@ class ManifestArguments:
     )
 
 
+# `--resume_from_checkpoint last` (or `true`): the newest checkpoint-* folder of output_dir.
+RESUME_LAST = frozenset({"last", "true"})
+
+
+def _resumes_last(training_args: TurboTrainingArguments) -> bool:
+    value = training_args.resume_from_checkpoint
+    return isinstance(value, str) and value.lower() in RESUME_LAST
+
+
+def _last_checkpoint(output_dir: str) -> str | None:
+    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+
+
+def _checkpoint_to_resume(training_args: TurboTrainingArguments) -> str | None:
+    """The checkpoint `trainer.train` resumes from, or None; warns about checkpoints left unused."""
+    output_dir = training_args.output_dir
+    last = _last_checkpoint(output_dir)
+    if _resumes_last(training_args):
+        if last is None:
+            raise ValueError(
+                f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: no checkpoint-* "
+                f"folder in {output_dir}"
+            )
+        logger.info("Resuming from %s", last)
+        return last
+    if training_args.resume_from_checkpoint is None and last is not None:
+        logger.warning(
+            "%s already holds checkpoints (newest: %s) from an earlier run; this run starts afresh beside them. "
+            "Pass --resume_from_checkpoint last to continue that run instead, or pick another --output_dir.",
+            output_dir,
+            os.path.basename(last),
+        )
+    return training_args.resume_from_checkpoint
+
+
 # What both recipes default to: pick the best checkpoint by validation after every epoch.
 RECIPE_TRAINING_DEFAULTS: dict[str, Any] = {
     "load_best_model_at_end": True,
@@ -221,6 +258,7 @@ def train_and_evaluate(
     set_seed(training_args.seed)
     datasets = _truncate(datasets, data_args)
     label_names = datasets["train"].features["label"].names
+    _warn_about_classes_without_training_rows(datasets["train"], label_names)
     model, processor = build_model_and_processor(model_args, label_names)
     if data_args.max_text_length is not None:
         # Saved with the processor: the pipeline and the CLI then truncate transcripts as training did.
@@ -245,8 +283,9 @@ def train_and_evaluate(
         compute_metrics=compute_metrics,
     )
 
-    checkpoint = training_args.resume_from_checkpoint
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_result = trainer.train(resume_from_checkpoint=_checkpoint_to_resume(training_args))
+    # Early stopping watches validation only; the final evaluations below must not feed it.
+    trainer.remove_callback(EarlyStoppingCallback)
     trainer.save_model()
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
@@ -268,6 +307,17 @@ def train_and_evaluate(
     return test_metrics
 
 
+def _warn_about_classes_without_training_rows(train: hf_datasets.Dataset, label_names: list[str]) -> None:
+    counts = np.bincount(np.asarray(train["label"], dtype=np.int64), minlength=len(label_names))
+    empty = [name for name, count in zip(label_names, counts) if count == 0]
+    if empty:
+        logger.warning(
+            "class(es) %s have no training rows: the model cannot learn them (a typo in a label, or a "
+            "split without them?)",
+            empty,
+        )
+
+
 def setup_logging(training_args: TurboTrainingArguments) -> None:
     """One logging set-up for every recipe: the main process at the Trainer's log level."""
     py_logging.basicConfig(
@@ -287,10 +337,11 @@ def _fold_output_dir(training_args: TurboTrainingArguments, fold: int, many: boo
     """With several folds: each in output_dir/fold_k, and pushed (if asked) to its own `<repo>-fold<k>`."""
     if not many:
         return training_args
-    if training_args.resume_from_checkpoint:
+    if training_args.resume_from_checkpoint and not _resumes_last(training_args):
         raise ValueError(
-            "--resume_from_checkpoint names one checkpoint, but --fold all trains several folds; resume one fold "
-            "with --fold N --output_dir <output_dir>/fold_N"
+            "--resume_from_checkpoint names one checkpoint, but --fold all trains several folds; pass "
+            "--resume_from_checkpoint last to go on where the run stopped, or resume one fold with --fold N "
+            "--output_dir <output_dir>/fold_N"
         )
     repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
     return dataclasses.replace(
@@ -328,6 +379,16 @@ def run_iemocap(
     fold_metrics = []
     for fold in folds:
         logger.info("IEMOCAP %s protocol, fold %d of %d", iemocap_args.protocol, fold, num_folds)
+        fold_args = _fold_output_dir(training_args, fold, many=len(folds) > 1)
+        finished = Path(fold_args.output_dir) / "test_results.json"
+        if len(folds) > 1 and _resumes_last(training_args):
+            if finished.is_file():
+                logger.info("fold %d finished in an earlier run: its %s is reused", fold, finished)
+                fold_metrics.append({"fold": fold, **json.loads(finished.read_text())})
+                continue
+            if _last_checkpoint(fold_args.output_dir) is None:
+                # Folds the stopped run never reached start from scratch.
+                fold_args = dataclasses.replace(fold_args, resume_from_checkpoint=None)
         splits = load_iemocap(
             iemocap_args.iemocap_root,
             protocol=iemocap_args.protocol,
@@ -336,7 +397,6 @@ def run_iemocap(
             seed=training_args.seed,
             on_missing=iemocap_args.on_missing,
         )
-        fold_args = _fold_output_dir(training_args, fold, many=len(folds) > 1)
         metrics = train_and_evaluate(model_args, data_args, fold_args, splits)
         fold_metrics.append({"fold": fold, **metrics})
     if len(folds) == 1:

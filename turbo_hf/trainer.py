@@ -80,6 +80,9 @@ class TurboTrainer(Trainer):
         # collator for both, so evaluation and test loaders swap this one in.
         self.eval_data_collator = eval_data_collator
         self._loss_parts = {"train": defaultdict(list), "eval": defaultdict(list)}
+        # Evaluation weights every batch by its rows, as the Trainer does for `eval_loss`.
+        self._eval_rows: list[torch.Tensor] = []
+        self._encoder_group_index: int | None = None
         patience = getattr(self.args, "early_stopping_patience", None)
         if patience is not None:
             if not self.args.load_best_model_at_end or self.args.metric_for_best_model is None:
@@ -135,11 +138,15 @@ class TurboTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
         mode = "train" if model.training else "eval"
+        rows = outputs.logits.shape[0]
+        if mode == "eval":
+            self._eval_rows.append(torch.tensor(float(rows), device=outputs.logits.device))
         for field_name, log_name in LOSS_PARTS.items():
             value = outputs.get(field_name)
             if value is not None:
                 # Kept on device: no host sync and no collective per step; reduced when logged.
-                self._loss_parts[mode][log_name].append(value.detach().float())
+                value = value.detach().float()
+                self._loss_parts[mode][log_name].append(value * rows if mode == "eval" else value)
         loss = outputs.loss
         return (loss, outputs) if return_outputs else loss
 
@@ -147,6 +154,12 @@ class TurboTrainer(Trainer):
         """Mean of this process's recorded values, averaged over processes with one collective."""
         local = torch.stack(values).mean()
         return self.accelerator.reduce(local, reduction="mean").item()
+
+    def _row_weighted_mean_over_processes(self, values: list[torch.Tensor]) -> float:
+        """Sum of row-weighted batch values over the sum of rows, over all processes."""
+        totals = torch.stack([torch.stack(values).sum(), torch.stack(self._eval_rows).sum()])
+        totals = self.accelerator.reduce(totals, reduction="sum")
+        return (totals[0] / totals[1]).item()
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Evaluation parts go into the evaluation metrics instead (see `evaluation_loop`).
@@ -157,19 +170,29 @@ class TurboTrainer(Trainer):
                 **{name: self._mean_over_processes(values) for name, values in parts.items() if values},
             }
             parts.clear()
+            if "learning_rate" in logs and self._encoder_group_index is not None and self.optimizer:
+                # `learning_rate` is the heads' rate (first group). Schedulers scale every group's
+                # initial rate by one factor, so the encoders' rate at the same moment follows.
+                groups = self.optimizer.param_groups
+                initial = [group.get("initial_lr", group["lr"]) for group in groups]
+                if initial[0] > 0:
+                    ratio = initial[self._encoder_group_index] / initial[0]
+                    logs["encoder_learning_rate"] = logs["learning_rate"] * ratio
         super().log(logs, start_time)
 
     def evaluation_loop(
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
     ):
         self._loss_parts["eval"].clear()
+        self._eval_rows.clear()
         output = super().evaluation_loop(
             dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
         )
         for name, values in self._loss_parts["eval"].items():
             if values:
-                output.metrics[f"{metric_key_prefix}_{name}"] = self._mean_over_processes(values)
+                output.metrics[f"{metric_key_prefix}_{name}"] = self._row_weighted_mean_over_processes(values)
         self._loss_parts["eval"].clear()
+        self._eval_rows.clear()
         return output
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
@@ -179,12 +202,15 @@ class TurboTrainer(Trainer):
             return optimizer
         opt_model = self.model if model is None else model
         encoder_params = {id(p) for n, p in opt_model.named_parameters() if n.startswith(_ENCODER_PREFIXES)}
-        # Split each (decay / no-decay) group into an encoder part and a head part.
+        # Split each (decay / no-decay) group into a head part and an encoder part. A head group comes
+        # first: the Trainer logs the first group's rate as `learning_rate`.
         groups = []
         for group in optimizer.param_groups:
-            for is_encoder in (True, False):
+            for is_encoder in (False, True):
                 params = [p for p in group["params"] if (id(p) in encoder_params) == is_encoder]
                 if params:
+                    if is_encoder and self._encoder_group_index is None:
+                        self._encoder_group_index = len(groups)
                     groups.append(
                         {**group, "params": params, "lr": encoder_lr if is_encoder else group["lr"]}
                     )
