@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -96,13 +97,22 @@ def test_run_dsd_on_a_binary_manifest_reports_acc_and_eer(tmp_path, encoders):
     manifest = make_synthetic_corpus(
         tmp_path / "dsd", layout="manifest", n_per_class=8, classes=("non_directed", "directed")
     )
+    # One training row whose audio is gone: skipped on request, and the log says which line.
+    with open(manifest, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with open(manifest, "a", newline="") as handle:
+        csv.DictWriter(handle, fieldnames=list(rows[0])).writerow({**rows[0], "audio": "gone.wav"})
     output = tmp_path / "dsd_run"
-    _run(
+    result = _run(
         [sys.executable, str(RECIPES / "run_dsd.py"), "--manifest", str(manifest),
          "--labels", "non_directed,directed", "--loss_mode", "vanilla", "--output_dir", str(output),
-         *encoders, *TWO_STEPS],
+         "--on_bad_row", "skip", *encoders, *TWO_STEPS],
         tmp_path,
     )  # fmt: skip
+    assert (
+        f"skipped 1 of {len(rows) + 1} rows; first: {manifest.name}:{len(rows) + 2}:"
+        in result.stdout + result.stderr
+    )
     metrics = json.loads((output / "test_results.json").read_text())
     assert 0.0 <= metrics["test_eer"] <= 1.0 and 0.0 <= metrics["test_acc"] <= 1.0
     config = json.loads((output / "config.json").read_text())

@@ -131,6 +131,16 @@ class ManifestArguments:
         default=None,
         metadata={"help": "Comma-separated class names in index order (default: sorted values)."},
     )
+    on_bad_row: str = field(
+        default="raise",
+        metadata={
+            "help": "'raise': stop at the first bad row (missing or undecodable audio, unknown label, ...), "
+            "naming its file line; 'skip': leave bad rows out, counted and logged with their lines."
+        },
+    )
+    id_column: str | None = field(
+        default="id", metadata={"help": "Column of utterance ids, if the manifest has one."}
+    )
 
 
 # `--resume_from_checkpoint last` (or `true`): the newest checkpoint-* folder of output_dir.
@@ -425,6 +435,8 @@ def run_manifest(
         label_column=manifest_args.label_column,
         labels=labels,
         split_column=manifest_args.split_column,
+        id_column=manifest_args.id_column,
+        on_bad_row=manifest_args.on_bad_row,
     )
     if not isinstance(splits, DatasetDict):
         raise ValueError(
