@@ -24,6 +24,16 @@ def test_stereo_is_the_channel_mean(tmp_path):
     np.testing.assert_allclose(load_audio(tmp_path / "s.wav", 16000), -0.2, atol=1e-6)
 
 
+@pytest.mark.parametrize("layout", ["samples_by_channels", "channels_by_samples"])
+def test_in_memory_stereo_arrays_are_downmixed_in_either_layout(layout):
+    stereo = np.stack([np.full(1600, 0.2, np.float32), np.full(1600, -0.6, np.float32)], axis=1)
+    array = stereo if layout == "samples_by_channels" else stereo.T  # torchaudio / datasets: channels first
+    for source in ((array, 16000), {"array": array, "sampling_rate": 16000}):
+        waveform = load_audio(source, 16000)
+        assert waveform.shape == (1600,)
+        np.testing.assert_allclose(waveform, -0.2, atol=1e-6)
+
+
 def test_flac_is_read(tmp_path):
     wave = (0.3 * np.sin(np.arange(11025) / 10)).astype(np.float32)
     sf.write(tmp_path / "clip.flac", wave, 22050)

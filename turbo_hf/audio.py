@@ -35,14 +35,19 @@ def _describe(source: Any) -> str:
 
 
 def to_mono(waveform: np.ndarray) -> np.ndarray:
-    """Average the channels of a (samples, channels) array; 1-D input is returned as is."""
+    """Average the channels of a 2-D array; 1-D input is returned as is.
+
+    soundfile gives (samples, channels), torchaudio and `datasets.Audio(num_channels=...)` give
+    (channels, samples): the channel axis is taken to be the shorter one.
+    """
     if waveform.ndim == 1:
         return waveform
     if waveform.ndim != 2:
         raise AudioDecodingError(
-            f"expected a 1-D or (samples, channels) waveform, got shape {waveform.shape}"
+            f"expected a 1-D or 2-D (samples x channels, or channels x samples) waveform, got shape "
+            f"{waveform.shape}"
         )
-    return waveform.mean(axis=1)
+    return waveform.mean(axis=0 if waveform.shape[0] < waveform.shape[1] else 1)
 
 
 def resample(waveform: np.ndarray, orig_sampling_rate: int, target_sampling_rate: int) -> np.ndarray:
