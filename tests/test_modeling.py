@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from conftest import TurboModelTester
@@ -369,3 +370,20 @@ def test_from_pretrained_overrides_reach_the_encoders_and_are_checked(tmp_path):
     # save_pretrained runs the config's strict validators, validate_turbo_fields among them.
     with pytest.raises(StrictDataclassClassValidationError, match="temperature"):
         config.save_pretrained(tmp_path / "bad")
+
+
+def test_audio_shorter_than_the_receptive_field_is_an_error_naming_the_rows(tester):
+    model = tester.model().eval()
+    needed = model._min_audio_samples()
+    # The tiny encoder's kernels (10, 8, 8) and strides (5, 4, 4): 185 samples make one frame.
+    assert needed == 185
+    short = tester.processor(
+        audio=[tester.waveforms([0.5])[0], np.zeros(needed - 1, np.float32)],
+        text=["long enough", "too short"],
+        sampling_rate=16000,
+    )
+    with torch.no_grad(), pytest.raises(ValueError, match=r"at least 185 samples.*\{1: 184\}"):
+        model(**short)
+    just_enough = tester.processor(audio=[np.zeros(needed, np.float32)], text=["ok"], sampling_rate=16000)
+    with torch.no_grad():
+        assert model(**just_enough).logits.shape == (1, tester.num_labels)

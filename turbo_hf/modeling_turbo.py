@@ -213,10 +213,44 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         lengths = self.audio_model._get_feat_extract_output_lengths(audio_attention_mask.sum(-1))
         return torch.arange(num_frames, device=lengths.device)[None, :] < lengths[:, None]
 
+    def _min_audio_samples(self) -> int:
+        """Fewest input samples the conv front end turns into one frame (its receptive field)."""
+        config = self.config.audio_config
+        needed = 1
+        for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride))):
+            needed = (needed - 1) * stride + kernel
+        return needed
+
+    def _check_audio_long_enough(
+        self, audio_inputs: torch.Tensor, audio_attention_mask: torch.Tensor | None
+    ) -> None:
+        # Shorter clips give torch's "Kernel size can't be greater than actual input size" alone in a
+        # batch, and beside longer ones a pooled embedding over zero frames: say what is wrong instead.
+        if not hasattr(self.config.audio_config, "conv_kernel"):
+            return  # Whisper: log-mel features padded to a fixed window
+        needed = self._min_audio_samples()
+        if audio_attention_mask is None:
+            if audio_inputs.shape[-1] >= needed:
+                return
+            lengths = [audio_inputs.shape[-1]] * audio_inputs.shape[0]
+        else:
+            lengths = audio_attention_mask.sum(-1)
+            if lengths.min().item() >= needed:  # one host sync per forward
+                return
+            lengths = lengths.tolist()
+        short = {row: int(length) for row, length in enumerate(lengths) if length < needed}
+        if short:
+            raise ValueError(
+                f"audio too short for the {self.config.audio_config.model_type} encoder: it needs at least "
+                f"{needed} samples per utterance (its receptive field), but batch row(s) got {short} "
+                "samples (row: samples)"
+            )
+
     def _encode_audio(
         self, audio_inputs: torch.Tensor, audio_attention_mask: torch.Tensor | None, num_views: int
     ) -> torch.Tensor:
         """Frame-level hidden states of `num_views` stacked copies of the batch."""
+        self._check_audio_long_enough(audio_inputs, audio_attention_mask)
         encoder_mask = audio_attention_mask if self._encoder_takes_audio_mask else None
         if num_views > 1 and self._has_split_front_end:
             return self._encode_audio_shared_front_end(audio_inputs, encoder_mask, num_views)
