@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--front-end", choices=("trainable", "frozen", "both"), default="both")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["vanilla", "naive", "turbo"])
-    parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--activation-checkpointing", action="store_true")
     parser.add_argument(
         "--skip-front-end-share", action="store_true", help="skip timing the conv front end's share"
     )
@@ -93,8 +93,8 @@ def _setup(args):
         dropout=0.2,
     )
     model = TurboForAudioTextClassification(config).to(args.device).train()
-    if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if args.activation_checkpointing:
+        model.activation_checkpointing_enable()
     num_samples = int(args.seconds * SAMPLING_RATE)
     batch = {
         "input_values": torch.randn(args.batch_size, num_samples),
@@ -291,7 +291,7 @@ def main() -> None:
         f"bench_step {datetime.datetime.now().isoformat(timespec='seconds')}  {_describe_machine(args)}\n"
         f"wav2vec2-base + bert-base (random init), dropout 0.2, batch {args.batch_size}, "
         f"{args.seconds:g} s audio, {args.tokens} tokens, {'bf16 autocast' if args.bf16 else 'fp32'}"
-        f"{', gradient checkpointing' if args.gradient_checkpointing else ''}; "
+        f"{', activation checkpointing' if args.activation_checkpointing else ''}; "
         f"{args.warmup} warm-up step(s) per variant, then median of {args.steps} rounds of one step per variant\n"
         "step = forward + backward + AdamW step + zero_grad; fwd+bwd = forward + backward; "
         "activations = distinct non-parameter tensors saved for backward"

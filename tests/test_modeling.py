@@ -286,11 +286,11 @@ def test_freeze_feature_encoder_names_the_encoder_that_has_none():
         TurboModelTester("whisper", "bert").model().freeze_feature_encoder()
 
 
-def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
     tester = TurboModelTester(dropout=0.0)
     batch = tester.inputs()
     plain, checkpointed = tester.model().train(), tester.model().train()
-    checkpointed.gradient_checkpointing_enable()
+    checkpointed.activation_checkpointing_enable()
     assert checkpointed.is_gradient_checkpointing
     losses = []
     for model in (plain, checkpointed):
