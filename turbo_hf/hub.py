@@ -188,6 +188,10 @@ classification with contrastive learning", Interspeech 2023).
 
 ## How to use
 
+This model needs the `turbo_hf` package (install it from its source tree with `pip install -e .`):
+`import turbo_hf` registers the `turbo` model type with transformers. Without it, `AutoModel` and
+`pipeline` stop with "does not recognize this architecture" / an unknown model type `turbo`.
+
 ```python
 import turbo_hf  # registers the model, processor and the "{task}" pipeline
 from transformers import pipeline
