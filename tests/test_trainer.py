@@ -343,3 +343,26 @@ def test_classes_without_training_rows_are_named_in_a_warning(caplog):
     with caplog.at_level("WARNING", logger="turbo_hf"):
         _warn_about_classes_without_training_rows(train, names)
     assert "['yes'] have no training rows" in caplog.text
+
+
+def test_a_manifest_without_validation_rows_gets_a_stratified_held_out_split_on_request():
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    from turbo_hf.experiment import ManifestArguments, _with_validation_split
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["no", "yes"])})
+    train = Dataset.from_dict(
+        {"text": [str(i) for i in range(40)], "label": [0] * 30 + [1] * 10}, features=features
+    )
+    test = Dataset.from_dict({"text": ["t"], "label": [1]}, features=features)
+    splits = DatasetDict(train=train, test=test)
+    with pytest.raises(ValueError, match=r"dsd.csv has no validation rows.*--validation_fraction"):
+        _with_validation_split(splits, ManifestArguments(manifest="dsd.csv"), seed=0)
+    carved = _with_validation_split(
+        splits, ManifestArguments(manifest="dsd.csv", validation_fraction=0.2), seed=0
+    )
+    assert len(carved["validation"]) == 8 and len(carved["train"]) == 32
+    assert sorted(carved["validation"]["label"]) == [0] * 6 + [1] * 2  # the 3:1 class ratio kept
+    assert not set(carved["validation"]["text"]) & set(carved["train"]["text"])
+    with pytest.raises(ValueError, match="has validation rows"):
+        _with_validation_split(carved, ManifestArguments(manifest="dsd.csv", validation_fraction=0.2), seed=0)

@@ -141,6 +141,13 @@ class ManifestArguments:
     id_column: str | None = field(
         default="id", metadata={"help": "Column of utterance ids, if the manifest has one."}
     )
+    validation_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "For a manifest without validation rows: hold out this stratified, seeded fraction of "
+            "the training rows as the validation split (e.g. 0.1)."
+        },
+    )
 
 
 # `--resume_from_checkpoint last` (or `true`): the newest checkpoint-* folder of output_dir.
@@ -443,8 +450,37 @@ def run_manifest(
             f"{manifest_args.manifest}: no {manifest_args.split_column!r} column; training needs rows marked "
             "train, validation and test"
         )
+    splits = _with_validation_split(splits, manifest_args, training_args.seed)
     _check_binary_metric(training_args, splits, manifest_args.manifest)
     return train_and_evaluate(model_args, data_args, training_args, splits)
+
+
+def _with_validation_split(splits: DatasetDict, manifest_args: ManifestArguments, seed: int) -> DatasetDict:
+    """Carve a stratified validation split out of train when the manifest has none and the user asks."""
+    fraction = manifest_args.validation_fraction
+    if "validation" in splits:
+        if fraction is not None:
+            raise ValueError(
+                f"{manifest_args.manifest} has validation rows; --validation_fraction only applies to a manifest "
+                "without them"
+            )
+        return splits
+    if fraction is None:
+        raise ValueError(
+            f"{manifest_args.manifest} has no validation rows (splits: {sorted(splits)}); mark some rows "
+            "'validation', or pass --validation_fraction 0.1 to hold out part of train"
+        )
+    if not 0 < fraction < 1:
+        raise ValueError(f"--validation_fraction must be in (0, 1), got {fraction}")
+    held_out = splits["train"].train_test_split(test_size=fraction, stratify_by_column="label", seed=seed)
+    logger.info(
+        "validation: %d of the %d training rows (%.0f%%, stratified by label, seed %d)",
+        len(held_out["test"]),
+        len(splits["train"]),
+        100 * fraction,
+        seed,
+    )
+    return DatasetDict({**splits, "train": held_out["train"], "validation": held_out["test"]})
 
 
 def _check_binary_metric(training_args: TurboTrainingArguments, splits: DatasetDict, source: str) -> None:
