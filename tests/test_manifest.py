@@ -277,3 +277,42 @@ def test_line_column_keeps_each_rows_file_line_across_splits_and_skips(tmp_path,
     assert data["train"]["line"] == [2] and data["validation"]["line"] == [4] and data["test"]["line"] == [5]
     with pytest.raises(ManifestError, match="line_column 'text'"):
         load_manifest(path, line_column="text")
+
+
+@pytest.mark.parametrize(
+    "values, odd_line, odd_value",
+    [
+        (["0", "1", "yes", "1"], 4, "yes"),  # one word among integers
+        (["angry", "3", "happy", "angry"], 3, "3"),  # one integer among words
+        (["1", "x", "0", "y"], 3, "x"),  # a tie: the first row's kind (integer) is the expected one
+    ],
+)
+def test_inferred_labels_mixing_integers_and_words_name_the_odd_line(
+    tmp_path, clips, values, odd_line, odd_value
+):
+    rows = [[f"clips/{index % 3}.wav", "t", value] for index, value in enumerate(values)]
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
+    for on_bad_row in ("raise", "skip"):  # the row is only odd relative to the others: never skipped
+        with pytest.raises(ManifestError, match=rf"label '{odd_value}'.*labels=\[") as err:
+            load_manifest(path, on_bad_row=on_bad_row)
+        _assert_names(err, "m.csv", odd_line)
+    data = load_manifest(path, labels=sorted(set(values)))
+    assert data.features["label"].names == sorted(set(values))
+
+
+def test_inferred_labels_all_words_or_all_integers_still_load(tmp_path, clips):
+    words = _write_csv(
+        tmp_path / "w.csv", ["audio", "text", "label"], [["clips/0.wav", "t", v] for v in "bab"]
+    )
+    assert load_manifest(words).features["label"].names == ["a", "b"]
+    numbers = _write_csv(
+        tmp_path / "n.csv", ["audio", "text", "label"], [["clips/0.wav", "t", v] for v in ("-1", "3", "0")]
+    )
+    assert load_manifest(numbers).features["label"].names == ["-1", "0", "3"]
+
+
+def test_a_mixed_label_on_a_skipped_bad_row_does_not_count(tmp_path, clips):
+    rows = [["clips/0.wav", "t", "0"], ["gone.wav", "t", "yes"], ["clips/1.wav", "t", "1"]]
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
+    data, skipped = load_manifest_with_report(path, on_bad_row="skip")
+    assert data.features["label"].names == ["0", "1"] and [line for line, _ in skipped] == [3]

@@ -132,14 +132,34 @@ def normalize_split_name(value: str) -> str:
     return _SPLIT_ALIASES.get(name, name)
 
 
-def _label_names(values: Sequence[str], labels: Sequence[str] | None) -> list[str]:
-    """ClassLabel names: `labels` as given, else the sorted distinct values (numerically if all ints)."""
+def _label_names(path: Path, values: list[tuple[int, str]], labels: Sequence[str] | None) -> list[str]:
+    """ClassLabel names: `labels` as given, else the sorted distinct values of the (line, value) pairs.
+
+    Inferred names sort numerically when all look like integers. A mix of integer-looking and other
+    values (0, 1 and one 'yes') is most likely a typo that would silently become a class of its own,
+    so it is an error naming the first line of the rarer kind, whatever `on_bad_row` says: that row is
+    only odd relative to the others, and skipping it would quietly decide which kind was meant.
+    """
     if labels is not None:
         return [str(name) for name in labels]
-    distinct = set(values)
-    if all(re.fullmatch(r"-?\d+", name) for name in distinct):
-        return sorted(distinct, key=int)
-    return sorted(distinct)
+    is_integer = {value: re.fullmatch(r"-?\d+", value) is not None for _, value in values}
+    if all(is_integer.values()):
+        return sorted(is_integer, key=int)
+    if any(is_integer.values()):
+        integer_rows = sum(is_integer[value] for _, value in values)
+        other_rows = len(values) - integer_rows
+        # The rarer kind is the odd one; on a tie, the kind of the file's first label is the expected one.
+        first_is_integer = is_integer[min(values)[1]]
+        odd_is_integer = integer_rows < other_rows or (integer_rows == other_rows and not first_is_integer)
+        line, value = min((line, value) for line, value in values if is_integer[value] == odd_is_integer)
+        usual = sorted(name for name, integer in is_integer.items() if integer != odd_is_integer)
+        raise ManifestError(
+            f"{path}:{line}: label {value!r} {'looks like' if odd_is_integer else 'is not'} an integer, "
+            f"unlike {other_rows if odd_is_integer else integer_rows} of the {len(values)} labels "
+            f"(e.g. {usual[:_MAX_REASONS_LOGGED]}); fix the row, or pass labels=[...] to name every class "
+            "in index order if the mix is meant"
+        )
+    return sorted(is_integer)
 
 
 def read_header_duration(audio_path: str | os.PathLike) -> float | str:
@@ -263,7 +283,7 @@ def load_manifest_with_report(
 
     features = {"id": Value("string"), "audio": Value("string"), "text": Value("string")}
     if label_column is not None:
-        names = _label_names([record["label"] for _, record in kept], labels)
+        names = _label_names(path, [(line, record["label"]) for line, record in kept], labels)
         features["label"] = ClassLabel(names=names)
     if compute_duration:
         features["duration"] = Value("float64")
@@ -367,7 +387,8 @@ def load_manifest(
     The format follows the extension (.csv, .tsv, .jsonl / .json / .ndjson, one JSON object per
     line). Output columns: `id` (the `id_column`, else "<manifest stem>:<line>"), `audio` (absolute
     path; relative paths resolve against the manifest's folder), `text`, `label` (a ClassLabel whose
-    names are `labels`, else the sorted distinct values, numerically when all are integers),
+    names are `labels`, else the sorted distinct values, numerically when all are integers; a mix of
+    integer-looking and other values, e.g. 0, 1 and one 'yes', is a ManifestError naming the odd line),
     `duration` (seconds, from the file header), then the manifest's other columns as strings.
 
     Args:
