@@ -316,3 +316,70 @@ def test_a_mixed_label_on_a_skipped_bad_row_does_not_count(tmp_path, clips):
     path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
     data, skipped = load_manifest_with_report(path, on_bad_row="skip")
     assert data.features["label"].names == ["0", "1"] and [line for line, _ in skipped] == [3]
+
+
+def _manifest_with_broken_train_rows(tmp_path):
+    """Lines 2-3 are train rows whose audio is missing / not audio; lines 4-6 are dev, test, test."""
+    (tmp_path / "garbage.wav").write_bytes(b"not a wav file at all" * 10)
+    rows = [
+        ["gone.wav", "t", "no", "train"],
+        ["garbage.wav", "t", "maybe", "TRAIN"],
+        ["clips/1.wav", "t", "no", "dev"],
+        ["clips/0.wav", "t", "yes", "test"],
+        ["clips/2.wav", "t", "yes", "test"],
+    ]
+    return _write_csv(tmp_path / "m.csv", ["audio", "text", "label", "split"], rows)
+
+
+def test_splits_keeps_only_those_rows_and_checks_nothing_of_the_others(tmp_path, clips):
+    path = _manifest_with_broken_train_rows(tmp_path)
+    with pytest.raises(ManifestError, match="m.csv:2: audio file not found"):
+        load_manifest(path)
+    data, skipped = load_manifest_with_report(path, splits=("test",), line_column="line")
+    assert list(data) == ["test"] and skipped == []
+    assert data["test"]["line"] == [5, 6] and data["test"]["audio"] == [str(clips[0]), str(clips[2])]
+    # class ids are those of the whole file, not only of the test rows
+    assert data["test"].features["label"].names == ["maybe", "no", "yes"]
+    both = load_manifest(path, splits=["test", "dev"])  # dev is read as validation
+    assert list(both) == ["validation", "test"] and len(both["validation"]) == 1
+    assert list(load_manifest(path, splits="Test")) == ["test"]
+
+
+def test_splits_bad_rows_of_the_kept_splits_name_their_own_lines(tmp_path, clips, caplog):
+    path = _manifest_with_broken_train_rows(tmp_path)
+    rows = list(csv.reader(path.read_text().splitlines()))
+    rows.insert(4, ["nowhere.wav", "t", "yes", "test"])  # line 5, between the dev row and the test rows
+    rows.insert(5, ["clips/0.wav", "t", "yes", ""])  # line 6: its split cannot be read, so it is checked
+    path = _write_csv(tmp_path / "m.csv", rows[0], rows[1:])
+    with pytest.raises(
+        ManifestError, match=r"audio file not found.*nowhere\.wav.*\(1 more bad rows\)"
+    ) as err:
+        load_manifest(path, splits=("test",))
+    _assert_names(err, "m.csv", 5)
+    with caplog.at_level(logging.WARNING, logger="turbo_hf"):
+        data, skipped = load_manifest_with_report(
+            path, splits=("test",), on_bad_row="skip", line_column="line"
+        )
+    assert [line for line, _ in skipped] == [5, 6] and "not a split name" in skipped[1].reason
+    assert data["test"]["line"] == [7, 8]
+    assert "skipped 2 of 4 rows of split(s) ['test']" in caplog.text
+
+
+def test_splits_that_cannot_be_kept_are_errors(tmp_path, clips):
+    path = _manifest_with_broken_train_rows(tmp_path)
+    with pytest.raises(
+        ManifestError, match=r"no rows of split\(s\) \['tset'\].*\['test', 'train', 'validation'\]"
+    ):
+        load_manifest(path, splits=("tset",))
+    no_split = _write_csv(tmp_path / "n.csv", ["audio", "text", "label"], _rows(with_split=False))
+    with pytest.raises(ManifestError, match=r"n\.csv: cannot keep split\(s\) \['test'\].*no 'split' column"):
+        load_manifest(no_split, splits=("test",))
+    with pytest.raises(ValueError, match="not a split name"):
+        load_manifest(path, splits=("te st",))
+    only_bad = _write_csv(
+        tmp_path / "b.csv",
+        ["audio", "text", "label", "split"],
+        [["clips/0.wav", "t", "a", "train"], ["gone.wav", "t", "a", "test"]],
+    )
+    with pytest.raises(ManifestError, match=r"no usable rows of split\(s\) \['test'\] \(1 read"):
+        load_manifest(only_bad, splits=("test",), on_bad_row="skip")

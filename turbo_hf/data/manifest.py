@@ -187,7 +187,7 @@ def _read_durations(paths: list[str], num_proc: int | None) -> list[float | str]
         return list(pool.map(read_header_duration, paths))
 
 
-def _report(path: Path, problems: list[SkippedRow], on_bad_row: str, total: int) -> None:
+def _report(path: Path, problems: list[SkippedRow], on_bad_row: str, total: str) -> None:
     """Raise on the first bad row, or log one warning for all skipped rows."""
     if not problems:
         return
@@ -197,7 +197,7 @@ def _report(path: Path, problems: list[SkippedRow], on_bad_row: str, total: int)
         line, reason = problems[0]
         more = f" ({len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
         raise ManifestError(f"{path}:{line}: {reason}{more}; pass on_bad_row='skip' to leave bad rows out")
-    logger.warning(f"{path}: skipped {len(problems)} of {total} rows; first: {first}")
+    logger.warning(f"{path}: skipped {len(problems)} of {total}; first: {first}")
 
 
 def load_manifest_with_report(
@@ -212,6 +212,7 @@ def load_manifest_with_report(
     compute_duration: bool = True,
     num_proc: int | None = None,
     line_column: str | None = None,
+    splits: str | Sequence[str] | None = None,
 ) -> tuple[Dataset | DatasetDict, list[SkippedRow]]:
     """`load_manifest`, also returning the rows skipped with `on_bad_row="skip"` as (line, reason)."""
     if on_bad_row not in ("raise", "skip"):
@@ -236,6 +237,7 @@ def load_manifest_with_report(
         # e.g. a `label` column when predicting with label_column=None, or a stale `duration`.
         logger.info(f"{path}: column(s) {ignored} are not used; the output's own columns replace them")
     has_split = split_column is not None and split_column in columns
+    wanted = _wanted_splits(path, splits, split_column, has_split, columns)
     label_set = None
     if label_column is not None and labels is not None:
         label_set = set(map(str, labels))
@@ -253,6 +255,9 @@ def load_manifest_with_report(
         id=id_column,
         extras=extras,
     )
+    other_labels: list[tuple[int, str]] = []
+    if wanted is not None:
+        rows, other_labels = _keep_splits(path, rows, spec, wanted)
     kept: list[tuple[int, dict[str, Any]]] = []
     problems: list[SkippedRow] = []
     for line, row in rows:
@@ -276,14 +281,20 @@ def load_manifest_with_report(
                 record["duration"] = seconds
                 checked.append((line, record))
         kept = checked
-    _report(path, problems, on_bad_row, len(rows))
-    if not kept:
-        raise ManifestError(f"{path}: no usable rows ({len(rows)} read, {len(problems)} skipped)")
+    scope = f" of split(s) {list(wanted)}" if wanted else ""
+    _report(path, problems, on_bad_row, f"{len(rows)} rows{scope}")
+    empty = [name for name in wanted or () if not any(record["split"] == name for _, record in kept)]
+    if not kept or empty:
+        which = f" of split(s) {empty}" if empty else ""
+        raise ManifestError(
+            f"{path}: no usable rows{which} ({len(rows)} read{scope}, {len(problems)} skipped)"
+        )
     _warn_about_content(path, kept)
 
     features = {"id": Value("string"), "audio": Value("string"), "text": Value("string")}
     if label_column is not None:
-        names = _label_names(path, [(line, record["label"]) for line, record in kept], labels)
+        # Other splits' labels count too, so that class ids do not depend on which splits are loaded.
+        names = _label_names(path, [(line, record["label"]) for line, record in kept] + other_labels, labels)
         features["label"] = ClassLabel(names=names)
     if compute_duration:
         features["duration"] = Value("float64")
@@ -305,6 +316,62 @@ class _RowSpec(NamedTuple):
     split: str | None
     id: str | None
     extras: list[str]
+
+
+def _wanted_splits(
+    path: Path,
+    splits: str | Sequence[str] | None,
+    split_column: str | None,
+    has_split: bool,
+    columns: list[str],
+) -> tuple[str, ...] | None:
+    """The split names to keep, normalised as the split column's values are; None keeps every row."""
+    if splits is None:
+        return None
+    names = (splits,) if isinstance(splits, str) else tuple(splits)
+    if not names:
+        raise ValueError("splits must name at least one split, or be None to keep every row")
+    try:
+        wanted = tuple(dict.fromkeys(normalize_split_name(str(name)) for name in names))
+    except _BadRow as err:
+        raise ValueError(f"splits: {err}") from err
+    if split_column is None:
+        raise ValueError(f"splits={list(names)} needs a split_column")
+    if not has_split:
+        raise ManifestError(
+            f"{path}: cannot keep split(s) {list(wanted)}: the manifest has no {split_column!r} column "
+            f"(found columns {columns})"
+        )
+    return wanted
+
+
+def _keep_splits(
+    path: Path, rows: list[tuple[int, dict | str]], spec: _RowSpec, wanted: tuple[str, ...]
+) -> tuple[list[tuple[int, dict | str]], list[tuple[int, str]]]:
+    """The rows of the wanted splits, and the (line, label) of the others' labelled rows.
+
+    Runs before any row check, so that a broken file of another split is neither an error nor a
+    reported skip. A row whose split cannot be read (a malformed line, an odd split value) is kept:
+    it may belong to a wanted split, so the row checks report it.
+    """
+    selected, other_labels, found = [], [], set()
+    for line, row in rows:
+        try:
+            name = normalize_split_name(row.get(spec.split) or "") if isinstance(row, dict) else None
+        except _BadRow:
+            name = None
+        if name is not None:
+            found.add(name)
+        if name is None or name in wanted:
+            selected.append((line, row))
+        elif spec.label is not None and (row.get(spec.label) or "").strip():
+            other_labels.append((line, row[spec.label].strip()))
+    absent = [name for name in wanted if name not in found]
+    if absent:
+        raise ManifestError(
+            f"{path}: no rows of split(s) {absent}; the manifest's splits are {sorted(found)}"
+        )
+    return selected, other_labels
 
 
 def _standard_row(row: dict[str, str | None], line: int, spec: _RowSpec) -> dict[str, Any]:
@@ -381,6 +448,7 @@ def load_manifest(
     compute_duration: bool = True,
     num_proc: int | None = None,
     line_column: str | None = None,
+    splits: str | Sequence[str] | None = None,
 ) -> Dataset | DatasetDict:
     """Load a CSV / TSV / JSONL manifest as a `Dataset`, or a `DatasetDict` keyed by its split column.
 
@@ -405,6 +473,11 @@ def load_manifest(
         num_proc: threads for header reads (None: serial, fastest on a local disk).
         line_column: if given, an int column of that name holds each row's 1-based file line, so
             that later problems (e.g. undecodable audio) can still be reported as file:line.
+        splits: keep only the rows of these splits (e.g. `("test",)`; names read as the split column's,
+            so "dev" is validation) and check nothing of the others: a broken file of another split is
+            neither an error nor a skip, and the result is a DatasetDict of these splits. A requested
+            split without rows, or a manifest without the split column, is an error. Inferred `labels`
+            still come from every split, so class ids match a load of the whole file.
     """
     data, _ = load_manifest_with_report(
         path,
@@ -418,6 +491,7 @@ def load_manifest(
         compute_duration=compute_duration,
         num_proc=num_proc,
         line_column=line_column,
+        splits=splits,
     )
     return data
 
