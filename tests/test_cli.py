@@ -239,3 +239,25 @@ def test_predict_split_predicts_only_that_split_in_file_order(model_dir, corpus,
     assert "predict_split.csv:2" in capsys.readouterr().err
     assert main([*args, "--split", "dev"]) == EXIT_BAD_INPUT
     assert "no rows of split(s) ['validation']" in capsys.readouterr().err
+
+
+def test_predict_with_asr_reads_a_manifest_without_a_text_column(model_dir, corpus, tmp_path, capsys):
+    from test_pipeline import save_tiny_whisper
+
+    folder, rows = corpus
+    manifest = folder / "no_text.csv"
+    manifest.write_text(
+        "id,audio\n" + "".join(f"{r['id']},{r['audio']}\n" for r in rows[:3]), encoding="utf-8"
+    )
+    output = tmp_path / "no_text.jsonl"
+    args = ["predict", model_dir, "--manifest", str(manifest), "--output", str(output)]
+    assert main(args) == EXIT_BAD_INPUT  # without a recognizer the transcripts are needed
+    assert "missing column(s) ['text']" in capsys.readouterr().err
+    asr_dir = save_tiny_whisper(tmp_path / "whisper")
+    assert main([*args, "--asr-model", asr_dir]) == 0
+    predictions = read_jsonl(output)
+    assert [p["id"] for p in predictions] == [r["id"] for r in rows[:3]]
+    assert all(isinstance(p["transcript"], str) and p["label"] in LABELS for p in predictions)
+    # A column named on the command line stays required, so that a typo in it is not ignored.
+    assert main([*args, "--asr-model", asr_dir, "--text-column", "transcript"]) == EXIT_BAD_INPUT
+    assert "missing column(s) ['transcript']" in capsys.readouterr().err

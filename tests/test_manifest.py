@@ -383,3 +383,19 @@ def test_splits_that_cannot_be_kept_are_errors(tmp_path, clips):
     )
     with pytest.raises(ManifestError, match=r"no usable rows of split\(s\) \['test'\] \(1 read"):
         load_manifest(only_bad, splits=("test",), on_bad_row="skip")
+
+
+def test_text_optional_loads_a_manifest_without_transcripts(tmp_path, clips, caplog):
+    path = _write_csv(tmp_path / "m.csv", ["audio", "label"], [["clips/0.wav", "a"], ["clips/1.wav", "b"]])
+    with pytest.raises(ManifestError, match=r"missing column\(s\) \['text'\]"):
+        load_manifest(path)
+    with caplog.at_level(logging.WARNING, logger="turbo_hf"):
+        data = load_manifest(path, text_optional=True)
+    assert data["text"] == ["", ""] and data["audio"] == [str(clips[0]), str(clips[1])]
+    assert not [r for r in caplog.records if "empty transcript" in r.getMessage()]  # expected, not warned
+    # With the column present it is read as usual; a JSONL row without the key has no transcript.
+    rows = [{"audio": "clips/0.wav", "text": " hi ", "label": "a"}, {"audio": "clips/1.wav", "label": "b"}]
+    jsonl = _write_jsonl(tmp_path / "m.jsonl", rows)
+    assert load_manifest(jsonl, text_optional=True)["text"] == ["hi", ""]
+    with pytest.raises(ManifestError, match=r"m\.jsonl:2: no 'text' field"):
+        load_manifest(jsonl)

@@ -48,7 +48,10 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--manifest", help="CSV / TSV / JSONL manifest (columns audio, text[, label, id, split])."
     )
     parser.add_argument("--audio-column", default="audio", help="Manifest column of audio paths.")
-    parser.add_argument("--text-column", default="text", help="Manifest column of transcripts.")
+    parser.add_argument(
+        "--text-column",
+        help="Manifest column of transcripts (default: text, which may then be absent with --asr-model).",
+    )
     parser.add_argument("--id-column", default="id", help="Manifest column of row ids (default: file:line).")
     parser.add_argument("--split-column", default="split", help="Manifest column of split names.")
     parser.add_argument("--batch-size", type=int, default=8, help="Rows per model call.")
@@ -124,7 +127,10 @@ class _Manifest:
             self.data, skipped = load_manifest_with_report(
                 self.path,
                 audio_column=args.audio_column,
-                text_column=args.text_column,
+                text_column=args.text_column or "text",
+                # With a recognizer, rows without a transcript are transcribed; a column named with
+                # --text-column stays required, so that a typo in it is not silently ignored.
+                text_optional=args.asr_model is not None and args.text_column is None,
                 label_column=label_column,
                 labels=labels,
                 split_column=args.split_column if by_split else None,

@@ -213,6 +213,7 @@ def load_manifest_with_report(
     num_proc: int | None = None,
     line_column: str | None = None,
     splits: str | Sequence[str] | None = None,
+    text_optional: bool = False,
 ) -> tuple[Dataset | DatasetDict, list[SkippedRow]]:
     """`load_manifest`, also returning the rows skipped with `on_bad_row="skip"` as (line, reason)."""
     if on_bad_row not in ("raise", "skip"):
@@ -221,7 +222,8 @@ def load_manifest_with_report(
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
     columns, rows = _read_rows(path)
-    required = [name for name in (audio_column, text_column, label_column) if name is not None]
+    required = [audio_column, label_column] if text_optional else [audio_column, text_column, label_column]
+    required = [name for name in required if name is not None]
     missing = [name for name in required if name not in columns]
     if missing:
         where = f"{path}:1" if path.suffix.lower() in _DELIMITERS else str(path)  # the CSV / TSV header
@@ -236,6 +238,8 @@ def load_manifest_with_report(
     if ignored:
         # e.g. a `label` column when predicting with label_column=None, or a stale `duration`.
         logger.info(f"{path}: column(s) {ignored} are not used; the output's own columns replace them")
+    if text_optional and text_column not in columns:
+        logger.info(f"{path}: no {text_column!r} column; every row has an empty transcript (text_optional)")
     has_split = split_column is not None and split_column in columns
     wanted = _wanted_splits(path, splits, split_column, has_split, columns)
     label_set = None
@@ -249,6 +253,7 @@ def load_manifest_with_report(
         folder=path.resolve().parent,
         audio=audio_column,
         text=text_column,
+        text_required=not text_optional,
         label=label_column,
         label_set=label_set,
         split=split_column if has_split else None,
@@ -289,7 +294,7 @@ def load_manifest_with_report(
         raise ManifestError(
             f"{path}: no usable rows{which} ({len(rows)} read{scope}, {len(problems)} skipped)"
         )
-    _warn_about_content(path, kept)
+    _warn_about_content(path, kept, expect_empty_text=text_optional)
 
     features = {"id": Value("string"), "audio": Value("string"), "text": Value("string")}
     if label_column is not None:
@@ -311,6 +316,7 @@ class _RowSpec(NamedTuple):
     folder: Path
     audio: str
     text: str
+    text_required: bool
     label: str | None
     label_set: set[str] | None
     split: str | None
@@ -376,7 +382,7 @@ def _keep_splits(
 
 def _standard_row(row: dict[str, str | None], line: int, spec: _RowSpec) -> dict[str, Any]:
     """One manifest row as the output's columns; raises _BadRow saying what was expected."""
-    for name in (spec.audio, spec.text, spec.label, spec.split):
+    for name in (spec.audio, spec.text if spec.text_required else None, spec.label, spec.split):
         if name is not None and name not in row:
             raise _BadRow(f"no {name!r} field (found {sorted(row)})")
     audio = (row[spec.audio] or "").strip()
@@ -388,7 +394,7 @@ def _standard_row(row: dict[str, str | None], line: int, spec: _RowSpec) -> dict
     record: dict[str, Any] = {
         "id": (row.get(spec.id) or "").strip() if spec.id else "",
         "audio": audio,
-        "text": (row[spec.text] or "").strip(),
+        "text": (row.get(spec.text) or "").strip(),
     }
     if not record["id"]:
         record["id"] = f"{spec.path.stem}:{line}"
@@ -406,12 +412,18 @@ def _standard_row(row: dict[str, str | None], line: int, spec: _RowSpec) -> dict
     return record
 
 
-def _warn_about_content(path: Path, kept: list[tuple[int, dict[str, Any]]]) -> None:
-    """One warning for empty transcripts and one for repeated ids: legal, but worth a look."""
+def _warn_about_content(path: Path, kept: list[tuple[int, dict[str, Any]]], expect_empty_text: bool) -> None:
+    """One warning for empty transcripts and one for repeated ids: legal, but worth a look.
+
+    With `expect_empty_text` (text_optional: a recognizer will transcribe them) the count is only logged.
+    """
     empty = [line for line, record in kept if not record["text"]]
     if empty:
         where = ", ".join(f"{path.name}:{line}" for line in empty[:_MAX_REASONS_LOGGED])
-        logger.warning(f"{path}: {len(empty)} of {len(kept)} rows have an empty transcript (first: {where})")
+        logger.log(
+            logging.INFO if expect_empty_text else logging.WARNING,
+            f"{path}: {len(empty)} of {len(kept)} rows have an empty transcript (first: {where})",
+        )
     repeated = [name for name, count in Counter(record["id"] for _, record in kept).items() if count > 1]
     if repeated:
         logger.warning(
@@ -449,6 +461,7 @@ def load_manifest(
     num_proc: int | None = None,
     line_column: str | None = None,
     splits: str | Sequence[str] | None = None,
+    text_optional: bool = False,
 ) -> Dataset | DatasetDict:
     """Load a CSV / TSV / JSONL manifest as a `Dataset`, or a `DatasetDict` keyed by its split column.
 
@@ -478,6 +491,9 @@ def load_manifest(
             neither an error nor a skip, and the result is a DatasetDict of these splits. A requested
             split without rows, or a manifest without the split column, is an error. Inferred `labels`
             still come from every split, so class ids match a load of the whole file.
+        text_optional: transcripts may be absent (prediction with a speech recognizer that transcribes
+            them): a manifest without `text_column`, or a JSONL row without that key, gives an empty
+            `text`, and empty transcripts are logged instead of warned about.
     """
     data, _ = load_manifest_with_report(
         path,
@@ -492,6 +508,7 @@ def load_manifest(
         num_proc=num_proc,
         line_column=line_column,
         splits=splits,
+        text_optional=text_optional,
     )
     return data
 
