@@ -192,3 +192,72 @@ def test_predict_with_asr_transcribes_rows_without_text(model_dir, corpus, tmp_p
     assert "transcript" not in with_text
     assert isinstance(transcribed["transcript"], str) and transcribed["transcript"]
     assert transcribed["label"] in LABELS
+
+
+def _manifest_with_broken_train_rows(folder, rows, name):
+    """rows[0] and rows[1] become train rows with a missing / undecodable file; then rows[2:] as given."""
+    (folder / "noise.wav").write_bytes(b"RIFF but not really a wav file")
+    missing = {**rows[0], "id": "gone", "audio": "missing.wav", "split": "train"}  # line 2
+    undecodable = {**rows[1], "id": "bad", "audio": "noise.wav", "split": "train"}  # line 3
+    return write_manifest(folder, [missing, undecodable, *rows[2:]], name=name)
+
+
+def test_evaluate_split_ignores_broken_files_of_other_splits(model_dir, corpus, capsys):
+    folder, rows = corpus
+    manifest = _manifest_with_broken_train_rows(folder, rows, "broken_train.csv")
+    assert main(["evaluate", model_dir, "--manifest", manifest, "--split", "test"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["num_examples"] == sum(r["split"] == "test" for r in rows[2:])
+    assert main(["evaluate", model_dir, "--manifest", manifest, "--split", "train"]) == EXIT_BAD_INPUT
+    assert "broken_train.csv:2" in capsys.readouterr().err
+
+
+def test_skip_bad_rows_reports_only_rows_of_the_chosen_split(model_dir, corpus, capsys):
+    folder, rows = corpus
+    bad_test = {
+        **rows[3],
+        "id": "bad_test",
+        "audio": "noise.wav",
+    }  # line 4, a test row that cannot be decoded
+    manifest = _manifest_with_broken_train_rows(folder, [*rows[:2], bad_test, *rows[2:]], "skip_split.csv")
+    args = ["evaluate", model_dir, "--manifest", manifest, "--split", "test", "--skip-bad-rows"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["num_examples"] == sum(r["split"] == "test" for r in rows[2:])
+    assert "skipped 1 bad row(s)" in captured.err and "skip_split.csv:4" in captured.err
+    assert "skip_split.csv:2" not in captured.err and "skip_split.csv:3" not in captured.err
+
+
+def test_predict_split_predicts_only_that_split_in_file_order(model_dir, corpus, tmp_path, capsys):
+    folder, rows = corpus
+    manifest = _manifest_with_broken_train_rows(folder, rows, "predict_split.csv")
+    output = tmp_path / "test.jsonl"
+    args = ["predict", model_dir, "--manifest", manifest, "--output", str(output)]
+    assert main([*args, "--split", "TEST"]) == 0
+    assert [p["id"] for p in read_jsonl(output)] == [r["id"] for r in rows[2:] if r["split"] == "test"]
+    assert main(args) == EXIT_BAD_INPUT  # without --split every row is predicted, the broken ones too
+    assert "predict_split.csv:2" in capsys.readouterr().err
+    assert main([*args, "--split", "dev"]) == EXIT_BAD_INPUT
+    assert "no rows of split(s) ['validation']" in capsys.readouterr().err
+
+
+def test_predict_with_asr_reads_a_manifest_without_a_text_column(model_dir, corpus, tmp_path, capsys):
+    from test_pipeline import save_tiny_whisper
+
+    folder, rows = corpus
+    manifest = folder / "no_text.csv"
+    manifest.write_text(
+        "id,audio\n" + "".join(f"{r['id']},{r['audio']}\n" for r in rows[:3]), encoding="utf-8"
+    )
+    output = tmp_path / "no_text.jsonl"
+    args = ["predict", model_dir, "--manifest", str(manifest), "--output", str(output)]
+    assert main(args) == EXIT_BAD_INPUT  # without a recognizer the transcripts are needed
+    assert "missing column(s) ['text']" in capsys.readouterr().err
+    asr_dir = save_tiny_whisper(tmp_path / "whisper")
+    assert main([*args, "--asr-model", asr_dir]) == 0
+    predictions = read_jsonl(output)
+    assert [p["id"] for p in predictions] == [r["id"] for r in rows[:3]]
+    assert all(isinstance(p["transcript"], str) and p["label"] in LABELS for p in predictions)
+    # A column named on the command line stays required, so that a typo in it is not ignored.
+    assert main([*args, "--asr-model", asr_dir, "--text-column", "transcript"]) == EXIT_BAD_INPUT
+    assert "missing column(s) ['transcript']" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import soundfile as sf
 from data_fixtures import SPEAKER_LABELS, dialog_names, write_iemocap_fixture
 
 from turbo_hf import DataCollatorForAudioText
@@ -204,3 +205,59 @@ def test_the_collator_reads_a_loaded_split(release):
     assert batch["input_values"].shape[0] == 3
     assert batch["labels"].tolist() == test_split["label"][:3]
     assert np.isfinite(batch["input_values"].numpy()).all()
+
+
+def _break_wav(path, content):
+    if content == "zero frames":
+        sf.write(path, np.zeros(0, dtype=np.float32), 16000)  # a valid header over no samples
+    else:
+        path.write_bytes(content)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"RIFF this is not a wav file" * 4, "unreadable audio header"),
+        (b"", "unreadable audio header"),
+        ("zero frames", r"is empty \(0 frames\)"),
+    ],
+    ids=["garbage", "empty-file", "zero-frames"],
+)
+def test_a_wav_that_is_not_audio_is_an_error_naming_it_at_load_time(tmp_path, content, message):
+    root = tmp_path / "release"
+    write_iemocap_fixture(root)
+    dialog = dialog_names(3)[0]
+    broken = root / "Session3" / "sentences" / "wav" / dialog / f"{dialog}_F002.wav"  # exc: kept
+    _break_wav(broken, content)
+    with pytest.raises(IemocapFormatError, match=message) as err:
+        load_iemocap(root)
+    assert str(broken) in str(err.value) and "on_missing='skip'" in str(err.value)
+
+
+def test_missing_and_unreadable_wavs_are_skipped_counted_by_reason_and_logged(tmp_path, caplog):
+    root = tmp_path / "release"
+    expected = write_iemocap_fixture(root)
+    dialog = dialog_names(2)[0]
+    wav_dir = root / "Session2" / "sentences" / "wav" / dialog
+    (wav_dir / f"{dialog}_M000.wav").unlink()  # neu
+    _break_wav(wav_dir / f"{dialog}_F001.wav", b"garbage")  # hap
+    _break_wav(wav_dir / f"{dialog}_M003.wav", "zero frames")  # sad
+    with caplog.at_level("WARNING"):
+        utterances = load_iemocap_utterances(root, on_missing="skip")
+    assert len(utterances) == sum(expected["classes"].values()) - 3
+    assert not {f"{dialog}_M000", f"{dialog}_F001", f"{dialog}_M003"} & set(utterances["id"])
+    (warning,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert "skipped 3 labelled utterance(s)" in warning
+    assert "2 with a wav that is not readable audio" in warning and "1 without a wav file" in warning
+
+
+def test_duration_is_read_from_the_wav_header_not_the_label_timestamps(tmp_path):
+    root = tmp_path / "release"
+    write_iemocap_fixture(root)
+    dialog = dialog_names(1)[1]
+    wav = root / "Session1" / "sentences" / "wav" / dialog / f"{dialog}_F004.wav"
+    sf.write(wav, np.zeros(8000, dtype=np.float32), 16000)  # 0.5 s; the label file says 0.14 s
+    utterances = load_iemocap_utterances(root)
+    row = utterances[utterances["id"].index(f"{dialog}_F004")]
+    assert row["end"] - row["start"] == pytest.approx(0.14, abs=1e-3)
+    assert row["duration"] == pytest.approx(0.5)

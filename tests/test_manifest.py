@@ -277,3 +277,125 @@ def test_line_column_keeps_each_rows_file_line_across_splits_and_skips(tmp_path,
     assert data["train"]["line"] == [2] and data["validation"]["line"] == [4] and data["test"]["line"] == [5]
     with pytest.raises(ManifestError, match="line_column 'text'"):
         load_manifest(path, line_column="text")
+
+
+@pytest.mark.parametrize(
+    "values, odd_line, odd_value",
+    [
+        (["0", "1", "yes", "1"], 4, "yes"),  # one word among integers
+        (["angry", "3", "happy", "angry"], 3, "3"),  # one integer among words
+        (["1", "x", "0", "y"], 3, "x"),  # a tie: the first row's kind (integer) is the expected one
+    ],
+)
+def test_inferred_labels_mixing_integers_and_words_name_the_odd_line(
+    tmp_path, clips, values, odd_line, odd_value
+):
+    rows = [[f"clips/{index % 3}.wav", "t", value] for index, value in enumerate(values)]
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
+    for on_bad_row in ("raise", "skip"):  # the row is only odd relative to the others: never skipped
+        with pytest.raises(ManifestError, match=rf"label '{odd_value}'.*labels=\[") as err:
+            load_manifest(path, on_bad_row=on_bad_row)
+        _assert_names(err, "m.csv", odd_line)
+    data = load_manifest(path, labels=sorted(set(values)))
+    assert data.features["label"].names == sorted(set(values))
+
+
+def test_inferred_labels_all_words_or_all_integers_still_load(tmp_path, clips):
+    words = _write_csv(
+        tmp_path / "w.csv", ["audio", "text", "label"], [["clips/0.wav", "t", v] for v in "bab"]
+    )
+    assert load_manifest(words).features["label"].names == ["a", "b"]
+    numbers = _write_csv(
+        tmp_path / "n.csv", ["audio", "text", "label"], [["clips/0.wav", "t", v] for v in ("-1", "3", "0")]
+    )
+    assert load_manifest(numbers).features["label"].names == ["-1", "0", "3"]
+
+
+def test_a_mixed_label_on_a_skipped_bad_row_does_not_count(tmp_path, clips):
+    rows = [["clips/0.wav", "t", "0"], ["gone.wav", "t", "yes"], ["clips/1.wav", "t", "1"]]
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
+    data, skipped = load_manifest_with_report(path, on_bad_row="skip")
+    assert data.features["label"].names == ["0", "1"] and [line for line, _ in skipped] == [3]
+
+
+def _manifest_with_broken_train_rows(tmp_path):
+    """Lines 2-3 are train rows whose audio is missing / not audio; lines 4-6 are dev, test, test."""
+    (tmp_path / "garbage.wav").write_bytes(b"not a wav file at all" * 10)
+    rows = [
+        ["gone.wav", "t", "no", "train"],
+        ["garbage.wav", "t", "maybe", "TRAIN"],
+        ["clips/1.wav", "t", "no", "dev"],
+        ["clips/0.wav", "t", "yes", "test"],
+        ["clips/2.wav", "t", "yes", "test"],
+    ]
+    return _write_csv(tmp_path / "m.csv", ["audio", "text", "label", "split"], rows)
+
+
+def test_splits_keeps_only_those_rows_and_checks_nothing_of_the_others(tmp_path, clips):
+    path = _manifest_with_broken_train_rows(tmp_path)
+    with pytest.raises(ManifestError, match="m.csv:2: audio file not found"):
+        load_manifest(path)
+    data, skipped = load_manifest_with_report(path, splits=("test",), line_column="line")
+    assert list(data) == ["test"] and skipped == []
+    assert data["test"]["line"] == [5, 6] and data["test"]["audio"] == [str(clips[0]), str(clips[2])]
+    # class ids are those of the whole file, not only of the test rows
+    assert data["test"].features["label"].names == ["maybe", "no", "yes"]
+    both = load_manifest(path, splits=["test", "dev"])  # dev is read as validation
+    assert list(both) == ["validation", "test"] and len(both["validation"]) == 1
+    assert list(load_manifest(path, splits="Test")) == ["test"]
+
+
+def test_splits_bad_rows_of_the_kept_splits_name_their_own_lines(tmp_path, clips, caplog):
+    path = _manifest_with_broken_train_rows(tmp_path)
+    rows = list(csv.reader(path.read_text().splitlines()))
+    rows.insert(4, ["nowhere.wav", "t", "yes", "test"])  # line 5, between the dev row and the test rows
+    rows.insert(5, ["clips/0.wav", "t", "yes", ""])  # line 6: its split cannot be read, so it is checked
+    path = _write_csv(tmp_path / "m.csv", rows[0], rows[1:])
+    with pytest.raises(
+        ManifestError, match=r"audio file not found.*nowhere\.wav.*\(1 more bad rows\)"
+    ) as err:
+        load_manifest(path, splits=("test",))
+    _assert_names(err, "m.csv", 5)
+    with caplog.at_level(logging.WARNING, logger="turbo_hf"):
+        data, skipped = load_manifest_with_report(
+            path, splits=("test",), on_bad_row="skip", line_column="line"
+        )
+    assert [line for line, _ in skipped] == [5, 6] and "not a split name" in skipped[1].reason
+    assert data["test"]["line"] == [7, 8]
+    assert "skipped 2 of 4 rows of split(s) ['test']" in caplog.text
+
+
+def test_splits_that_cannot_be_kept_are_errors(tmp_path, clips):
+    path = _manifest_with_broken_train_rows(tmp_path)
+    with pytest.raises(
+        ManifestError, match=r"no rows of split\(s\) \['tset'\].*\['test', 'train', 'validation'\]"
+    ):
+        load_manifest(path, splits=("tset",))
+    no_split = _write_csv(tmp_path / "n.csv", ["audio", "text", "label"], _rows(with_split=False))
+    with pytest.raises(ManifestError, match=r"n\.csv: cannot keep split\(s\) \['test'\].*no 'split' column"):
+        load_manifest(no_split, splits=("test",))
+    with pytest.raises(ValueError, match="not a split name"):
+        load_manifest(path, splits=("te st",))
+    only_bad = _write_csv(
+        tmp_path / "b.csv",
+        ["audio", "text", "label", "split"],
+        [["clips/0.wav", "t", "a", "train"], ["gone.wav", "t", "a", "test"]],
+    )
+    with pytest.raises(ManifestError, match=r"no usable rows of split\(s\) \['test'\] \(1 read"):
+        load_manifest(only_bad, splits=("test",), on_bad_row="skip")
+
+
+def test_text_optional_loads_a_manifest_without_transcripts(tmp_path, clips, caplog):
+    path = _write_csv(tmp_path / "m.csv", ["audio", "label"], [["clips/0.wav", "a"], ["clips/1.wav", "b"]])
+    with pytest.raises(ManifestError, match=r"missing column\(s\) \['text'\]"):
+        load_manifest(path)
+    with caplog.at_level(logging.WARNING, logger="turbo_hf"):
+        data = load_manifest(path, text_optional=True)
+    assert data["text"] == ["", ""] and data["audio"] == [str(clips[0]), str(clips[1])]
+    assert not [r for r in caplog.records if "empty transcript" in r.getMessage()]  # expected, not warned
+    # With the column present it is read as usual; a JSONL row without the key has no transcript.
+    rows = [{"audio": "clips/0.wav", "text": " hi ", "label": "a"}, {"audio": "clips/1.wav", "label": "b"}]
+    jsonl = _write_jsonl(tmp_path / "m.jsonl", rows)
+    assert load_manifest(jsonl, text_optional=True)["text"] == ["hi", ""]
+    with pytest.raises(ManifestError, match=r"m\.jsonl:2: no 'text' field"):
+        load_manifest(jsonl)

@@ -2,6 +2,7 @@
 
     turbo-hf predict MODEL --audio a.wav --text "the transcript"            # JSON of the labels
     turbo-hf predict MODEL --manifest m.csv --output predictions.jsonl     # one JSON line per row
+    turbo-hf predict MODEL --manifest m.csv --split test                    # only the test rows
     turbo-hf evaluate MODEL --manifest m.csv --split test                   # WA, UA, macro F1 (+ ACC, EER)
 
 Everything runs through the "audio-text-classification" pipeline. Bad rows (manifest errors, audio
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 from transformers import EvalPrediction
 
 from .audio import AudioDecodingError, load_audio
-from .data.manifest import ManifestError, load_manifest_with_report, normalize_split_name
+from .data.manifest import ManifestError, load_manifest_with_report
 from .metrics import compute_metrics
 from .pipeline import TASK, register_pipeline
 
@@ -47,7 +48,10 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--manifest", help="CSV / TSV / JSONL manifest (columns audio, text[, label, id, split])."
     )
     parser.add_argument("--audio-column", default="audio", help="Manifest column of audio paths.")
-    parser.add_argument("--text-column", default="text", help="Manifest column of transcripts.")
+    parser.add_argument(
+        "--text-column",
+        help="Manifest column of transcripts (default: text, which may then be absent with --asr-model).",
+    )
     parser.add_argument("--id-column", default="id", help="Manifest column of row ids (default: file:line).")
     parser.add_argument("--split-column", default="split", help="Manifest column of split names.")
     parser.add_argument("--batch-size", type=int, default=8, help="Rows per model call.")
@@ -76,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--text", help="Transcript of --audio (or give --asr-model).")
     predict.add_argument("--top-k", type=int, help="Labels per prediction, best first (default: all).")
     predict.add_argument("--output", help="JSONL file for manifest predictions (default: stdout).")
+    predict.add_argument("--split", help="Rows of this split only (default: every row, in file order).")
     predict.add_argument(
         "--all-scores", action="store_true", help="Add every label's score to each manifest prediction."
     )
@@ -101,59 +106,49 @@ def _load_pipeline(args: argparse.Namespace):
         raise UserError(f"cannot load model {args.model}: {err}") from err
 
 
-def _normalised_split(value: str | None) -> str:
-    """dev / valid / val -> validation, as the manifest loader names splits; odd values stay as they are."""
-    try:
-        return normalize_split_name(value or "")
-    except Exception:
-        return value or ""
-
-
 class _Manifest:
-    """Manifest rows (each with its file line) and the rows the loader left out."""
+    """The manifest rows of `--split` (each with its file line) and the rows the loader left out.
+
+    The loader drops the other splits before checking any row, so that a broken train file neither
+    stops `evaluate --split test` nor shows up among its skipped rows.
+    """
 
     def __init__(
         self,
         args: argparse.Namespace,
         label_column: str | None,
         labels: list[str] | None = None,
-        by_split: bool = False,
+        split_required: bool = False,
     ):
         self.path = Path(args.manifest)
-        self.split_column = args.split_column
+        # Without --split, predict keeps every row in file order, while evaluate must not mix splits.
+        by_split = args.split is not None or split_required
         try:
             self.data, skipped = load_manifest_with_report(
                 self.path,
                 audio_column=args.audio_column,
-                text_column=args.text_column,
+                text_column=args.text_column or "text",
+                # With a recognizer, rows without a transcript are transcribed; a column named with
+                # --text-column stays required, so that a typo in it is not silently ignored.
+                text_optional=args.asr_model is not None and args.text_column is None,
                 label_column=label_column,
                 labels=labels,
-                # predict keeps every row in file order; evaluate scores one split
                 split_column=args.split_column if by_split else None,
                 id_column=args.id_column,
                 on_bad_row="skip" if args.skip_bad_rows else "raise",
                 compute_duration=False,
                 line_column=_LINE_COLUMN,
+                splits=args.split,
             )
         except FileNotFoundError as err:
             raise UserError(str(err)) from err
-        self.skipped = [(line, reason) for line, reason in skipped]
-
-    def select_split(self, split: str | None) -> None:
-        if not isinstance(self.data, DatasetDict):
-            if split is not None:
+        if isinstance(self.data, DatasetDict):
+            if args.split is None:
                 raise UserError(
-                    f"{self.path}: --split {split} given but the manifest has no {self.split_column!r} column"
+                    f"{self.path}: the manifest holds splits {sorted(self.data)}; choose one with --split"
                 )
-            return
-        if split is None:
-            raise UserError(
-                f"{self.path}: the manifest holds splits {sorted(self.data)}; choose one with --split"
-            )
-        wanted = _normalised_split(split)
-        if wanted not in self.data:
-            raise UserError(f"{self.path}: no rows of split {split!r}; found {sorted(self.data)}")
-        self.data = self.data[wanted]
+            (self.data,) = self.data.values()
+        self.skipped = [(line, reason) for line, reason in skipped]
 
     def where(self, row: dict[str, Any]) -> str:
         return f"{self.path}:{row[_LINE_COLUMN]}"
@@ -245,8 +240,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     pipe = _load_pipeline(args)
     config = pipe.model.config
     labels = [config.id2label[index] for index in range(config.num_labels)]
-    manifest = _Manifest(args, label_column=args.label_column, labels=labels, by_split=True)
-    manifest.select_split(args.split)
+    manifest = _Manifest(args, label_column=args.label_column, labels=labels, split_required=True)
 
     label2id = {name: index for index, name in enumerate(labels)}
     references, probabilities = [], []

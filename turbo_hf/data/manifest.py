@@ -132,37 +132,62 @@ def normalize_split_name(value: str) -> str:
     return _SPLIT_ALIASES.get(name, name)
 
 
-def _label_names(values: Sequence[str], labels: Sequence[str] | None) -> list[str]:
-    """ClassLabel names: `labels` as given, else the sorted distinct values (numerically if all ints)."""
+def _label_names(path: Path, values: list[tuple[int, str]], labels: Sequence[str] | None) -> list[str]:
+    """ClassLabel names: `labels` as given, else the sorted distinct values of the (line, value) pairs.
+
+    Inferred names sort numerically when all look like integers. A mix of integer-looking and other
+    values (0, 1 and one 'yes') is most likely a typo that would silently become a class of its own,
+    so it is an error naming the first line of the rarer kind, whatever `on_bad_row` says: that row is
+    only odd relative to the others, and skipping it would quietly decide which kind was meant.
+    """
     if labels is not None:
         return [str(name) for name in labels]
-    distinct = set(values)
-    if all(re.fullmatch(r"-?\d+", name) for name in distinct):
-        return sorted(distinct, key=int)
-    return sorted(distinct)
+    is_integer = {value: re.fullmatch(r"-?\d+", value) is not None for _, value in values}
+    if all(is_integer.values()):
+        return sorted(is_integer, key=int)
+    if any(is_integer.values()):
+        integer_rows = sum(is_integer[value] for _, value in values)
+        other_rows = len(values) - integer_rows
+        # The rarer kind is the odd one; on a tie, the kind of the file's first label is the expected one.
+        first_is_integer = is_integer[min(values)[1]]
+        odd_is_integer = integer_rows < other_rows or (integer_rows == other_rows and not first_is_integer)
+        line, value = min((line, value) for line, value in values if is_integer[value] == odd_is_integer)
+        usual = sorted(name for name, integer in is_integer.items() if integer != odd_is_integer)
+        raise ManifestError(
+            f"{path}:{line}: label {value!r} {'looks like' if odd_is_integer else 'is not'} an integer, "
+            f"unlike {other_rows if odd_is_integer else integer_rows} of the {len(values)} labels "
+            f"(e.g. {usual[:_MAX_REASONS_LOGGED]}); fix the row, or pass labels=[...] to name every class "
+            "in index order if the mix is meant"
+        )
+    return sorted(is_integer)
+
+
+def read_header_duration(audio_path: str | os.PathLike) -> float | str:
+    """Duration in seconds from the file header, or why the file is not usable audio.
+
+    The manifest and IEMOCAP loaders both call it, so that they reject the same files (not audio,
+    an empty file, 0 frames) with the same words, before training rather than when a batch is read.
+    """
+    try:
+        seconds = audio_duration(audio_path)
+    except AudioDecodingError as err:
+        return f"unreadable audio header: {err}"
+    return seconds if seconds > 0 else f"audio file {audio_path} is empty (0 frames)"
 
 
 def _read_durations(paths: list[str], num_proc: int | None) -> list[float | str]:
-    """Header duration per file, or the reason it cannot be read.
+    """`read_header_duration` of every file.
 
     Headers of 10,000 wav files take ~0.6 s serially from the page cache, and threads were slower
     there; threads (`num_proc`) pay off only on slow or network file systems.
     """
-
-    def one(audio_path: str) -> float | str:
-        try:
-            seconds = audio_duration(audio_path)
-        except AudioDecodingError as err:
-            return f"unreadable audio header: {err}"
-        return seconds if seconds > 0 else f"audio file {audio_path} is empty (0 frames)"
-
     if num_proc is None or num_proc <= 1:
-        return [one(p) for p in paths]
+        return [read_header_duration(p) for p in paths]
     with ThreadPoolExecutor(max_workers=num_proc) as pool:
-        return list(pool.map(one, paths))
+        return list(pool.map(read_header_duration, paths))
 
 
-def _report(path: Path, problems: list[SkippedRow], on_bad_row: str, total: int) -> None:
+def _report(path: Path, problems: list[SkippedRow], on_bad_row: str, total: str) -> None:
     """Raise on the first bad row, or log one warning for all skipped rows."""
     if not problems:
         return
@@ -172,7 +197,7 @@ def _report(path: Path, problems: list[SkippedRow], on_bad_row: str, total: int)
         line, reason = problems[0]
         more = f" ({len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
         raise ManifestError(f"{path}:{line}: {reason}{more}; pass on_bad_row='skip' to leave bad rows out")
-    logger.warning(f"{path}: skipped {len(problems)} of {total} rows; first: {first}")
+    logger.warning(f"{path}: skipped {len(problems)} of {total}; first: {first}")
 
 
 def load_manifest_with_report(
@@ -187,6 +212,8 @@ def load_manifest_with_report(
     compute_duration: bool = True,
     num_proc: int | None = None,
     line_column: str | None = None,
+    splits: str | Sequence[str] | None = None,
+    text_optional: bool = False,
 ) -> tuple[Dataset | DatasetDict, list[SkippedRow]]:
     """`load_manifest`, also returning the rows skipped with `on_bad_row="skip"` as (line, reason)."""
     if on_bad_row not in ("raise", "skip"):
@@ -195,7 +222,8 @@ def load_manifest_with_report(
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
     columns, rows = _read_rows(path)
-    required = [name for name in (audio_column, text_column, label_column) if name is not None]
+    required = [audio_column, label_column] if text_optional else [audio_column, text_column, label_column]
+    required = [name for name in required if name is not None]
     missing = [name for name in required if name not in columns]
     if missing:
         where = f"{path}:1" if path.suffix.lower() in _DELIMITERS else str(path)  # the CSV / TSV header
@@ -210,7 +238,10 @@ def load_manifest_with_report(
     if ignored:
         # e.g. a `label` column when predicting with label_column=None, or a stale `duration`.
         logger.info(f"{path}: column(s) {ignored} are not used; the output's own columns replace them")
+    if text_optional and text_column not in columns:
+        logger.info(f"{path}: no {text_column!r} column; every row has an empty transcript (text_optional)")
     has_split = split_column is not None and split_column in columns
+    wanted = _wanted_splits(path, splits, split_column, has_split, columns)
     label_set = None
     if label_column is not None and labels is not None:
         label_set = set(map(str, labels))
@@ -222,12 +253,16 @@ def load_manifest_with_report(
         folder=path.resolve().parent,
         audio=audio_column,
         text=text_column,
+        text_required=not text_optional,
         label=label_column,
         label_set=label_set,
         split=split_column if has_split else None,
         id=id_column,
         extras=extras,
     )
+    other_labels: list[tuple[int, str]] = []
+    if wanted is not None:
+        rows, other_labels = _keep_splits(path, rows, spec, wanted)
     kept: list[tuple[int, dict[str, Any]]] = []
     problems: list[SkippedRow] = []
     for line, row in rows:
@@ -251,14 +286,20 @@ def load_manifest_with_report(
                 record["duration"] = seconds
                 checked.append((line, record))
         kept = checked
-    _report(path, problems, on_bad_row, len(rows))
-    if not kept:
-        raise ManifestError(f"{path}: no usable rows ({len(rows)} read, {len(problems)} skipped)")
-    _warn_about_content(path, kept)
+    scope = f" of split(s) {list(wanted)}" if wanted else ""
+    _report(path, problems, on_bad_row, f"{len(rows)} rows{scope}")
+    empty = [name for name in wanted or () if not any(record["split"] == name for _, record in kept)]
+    if not kept or empty:
+        which = f" of split(s) {empty}" if empty else ""
+        raise ManifestError(
+            f"{path}: no usable rows{which} ({len(rows)} read{scope}, {len(problems)} skipped)"
+        )
+    _warn_about_content(path, kept, expect_empty_text=text_optional)
 
     features = {"id": Value("string"), "audio": Value("string"), "text": Value("string")}
     if label_column is not None:
-        names = _label_names([record["label"] for _, record in kept], labels)
+        # Other splits' labels count too, so that class ids do not depend on which splits are loaded.
+        names = _label_names(path, [(line, record["label"]) for line, record in kept] + other_labels, labels)
         features["label"] = ClassLabel(names=names)
     if compute_duration:
         features["duration"] = Value("float64")
@@ -275,6 +316,7 @@ class _RowSpec(NamedTuple):
     folder: Path
     audio: str
     text: str
+    text_required: bool
     label: str | None
     label_set: set[str] | None
     split: str | None
@@ -282,9 +324,65 @@ class _RowSpec(NamedTuple):
     extras: list[str]
 
 
+def _wanted_splits(
+    path: Path,
+    splits: str | Sequence[str] | None,
+    split_column: str | None,
+    has_split: bool,
+    columns: list[str],
+) -> tuple[str, ...] | None:
+    """The split names to keep, normalised as the split column's values are; None keeps every row."""
+    if splits is None:
+        return None
+    names = (splits,) if isinstance(splits, str) else tuple(splits)
+    if not names:
+        raise ValueError("splits must name at least one split, or be None to keep every row")
+    try:
+        wanted = tuple(dict.fromkeys(normalize_split_name(str(name)) for name in names))
+    except _BadRow as err:
+        raise ValueError(f"splits: {err}") from err
+    if split_column is None:
+        raise ValueError(f"splits={list(names)} needs a split_column")
+    if not has_split:
+        raise ManifestError(
+            f"{path}: cannot keep split(s) {list(wanted)}: the manifest has no {split_column!r} column "
+            f"(found columns {columns})"
+        )
+    return wanted
+
+
+def _keep_splits(
+    path: Path, rows: list[tuple[int, dict | str]], spec: _RowSpec, wanted: tuple[str, ...]
+) -> tuple[list[tuple[int, dict | str]], list[tuple[int, str]]]:
+    """The rows of the wanted splits, and the (line, label) of the others' labelled rows.
+
+    Runs before any row check, so that a broken file of another split is neither an error nor a
+    reported skip. A row whose split cannot be read (a malformed line, an odd split value) is kept:
+    it may belong to a wanted split, so the row checks report it.
+    """
+    selected, other_labels, found = [], [], set()
+    for line, row in rows:
+        try:
+            name = normalize_split_name(row.get(spec.split) or "") if isinstance(row, dict) else None
+        except _BadRow:
+            name = None
+        if name is not None:
+            found.add(name)
+        if name is None or name in wanted:
+            selected.append((line, row))
+        elif spec.label is not None and (row.get(spec.label) or "").strip():
+            other_labels.append((line, row[spec.label].strip()))
+    absent = [name for name in wanted if name not in found]
+    if absent:
+        raise ManifestError(
+            f"{path}: no rows of split(s) {absent}; the manifest's splits are {sorted(found)}"
+        )
+    return selected, other_labels
+
+
 def _standard_row(row: dict[str, str | None], line: int, spec: _RowSpec) -> dict[str, Any]:
     """One manifest row as the output's columns; raises _BadRow saying what was expected."""
-    for name in (spec.audio, spec.text, spec.label, spec.split):
+    for name in (spec.audio, spec.text if spec.text_required else None, spec.label, spec.split):
         if name is not None and name not in row:
             raise _BadRow(f"no {name!r} field (found {sorted(row)})")
     audio = (row[spec.audio] or "").strip()
@@ -296,7 +394,7 @@ def _standard_row(row: dict[str, str | None], line: int, spec: _RowSpec) -> dict
     record: dict[str, Any] = {
         "id": (row.get(spec.id) or "").strip() if spec.id else "",
         "audio": audio,
-        "text": (row[spec.text] or "").strip(),
+        "text": (row.get(spec.text) or "").strip(),
     }
     if not record["id"]:
         record["id"] = f"{spec.path.stem}:{line}"
@@ -314,12 +412,18 @@ def _standard_row(row: dict[str, str | None], line: int, spec: _RowSpec) -> dict
     return record
 
 
-def _warn_about_content(path: Path, kept: list[tuple[int, dict[str, Any]]]) -> None:
-    """One warning for empty transcripts and one for repeated ids: legal, but worth a look."""
+def _warn_about_content(path: Path, kept: list[tuple[int, dict[str, Any]]], expect_empty_text: bool) -> None:
+    """One warning for empty transcripts and one for repeated ids: legal, but worth a look.
+
+    With `expect_empty_text` (text_optional: a recognizer will transcribe them) the count is only logged.
+    """
     empty = [line for line, record in kept if not record["text"]]
     if empty:
         where = ", ".join(f"{path.name}:{line}" for line in empty[:_MAX_REASONS_LOGGED])
-        logger.warning(f"{path}: {len(empty)} of {len(kept)} rows have an empty transcript (first: {where})")
+        logger.log(
+            logging.INFO if expect_empty_text else logging.WARNING,
+            f"{path}: {len(empty)} of {len(kept)} rows have an empty transcript (first: {where})",
+        )
     repeated = [name for name, count in Counter(record["id"] for _, record in kept).items() if count > 1]
     if repeated:
         logger.warning(
@@ -356,13 +460,16 @@ def load_manifest(
     compute_duration: bool = True,
     num_proc: int | None = None,
     line_column: str | None = None,
+    splits: str | Sequence[str] | None = None,
+    text_optional: bool = False,
 ) -> Dataset | DatasetDict:
     """Load a CSV / TSV / JSONL manifest as a `Dataset`, or a `DatasetDict` keyed by its split column.
 
     The format follows the extension (.csv, .tsv, .jsonl / .json / .ndjson, one JSON object per
     line). Output columns: `id` (the `id_column`, else "<manifest stem>:<line>"), `audio` (absolute
     path; relative paths resolve against the manifest's folder), `text`, `label` (a ClassLabel whose
-    names are `labels`, else the sorted distinct values, numerically when all are integers),
+    names are `labels`, else the sorted distinct values, numerically when all are integers; a mix of
+    integer-looking and other values, e.g. 0, 1 and one 'yes', is a ManifestError naming the odd line),
     `duration` (seconds, from the file header), then the manifest's other columns as strings.
 
     Args:
@@ -379,6 +486,14 @@ def load_manifest(
         num_proc: threads for header reads (None: serial, fastest on a local disk).
         line_column: if given, an int column of that name holds each row's 1-based file line, so
             that later problems (e.g. undecodable audio) can still be reported as file:line.
+        splits: keep only the rows of these splits (e.g. `("test",)`; names read as the split column's,
+            so "dev" is validation) and check nothing of the others: a broken file of another split is
+            neither an error nor a skip, and the result is a DatasetDict of these splits. A requested
+            split without rows, or a manifest without the split column, is an error. Inferred `labels`
+            still come from every split, so class ids match a load of the whole file.
+        text_optional: transcripts may be absent (prediction with a speech recognizer that transcribes
+            them): a manifest without `text_column`, or a JSONL row without that key, gives an empty
+            `text`, and empty transcripts are logged instead of warned about.
     """
     data, _ = load_manifest_with_report(
         path,
@@ -392,6 +507,8 @@ def load_manifest(
         compute_duration=compute_duration,
         num_proc=num_proc,
         line_column=line_column,
+        splits=splits,
+        text_optional=text_optional,
     )
     return data
 
