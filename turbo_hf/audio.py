@@ -133,6 +133,19 @@ def audio_duration(path: str | os.PathLike) -> float:
     return info.frames / info.samplerate
 
 
+def read_header_duration(audio_path: str | os.PathLike) -> float | str:
+    """Duration in seconds from the file header, or why the file is not usable audio.
+
+    The manifest and IEMOCAP loaders both call it, so that they reject the same files (not audio,
+    an empty file, 0 frames) with the same words, before training rather than when a batch is read.
+    """
+    try:
+        seconds = audio_duration(audio_path)
+    except AudioDecodingError as err:
+        return f"unreadable audio header: {err}"
+    return seconds if seconds > 0 else f"audio file {audio_path} is empty (0 frames)"
+
+
 def crop_waveform(
     waveform: np.ndarray,
     max_samples: int | None,

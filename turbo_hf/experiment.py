@@ -114,7 +114,11 @@ class IemocapArguments:
         metadata={"help": "Session protocol: stratified validation share of the training sessions."},
     )
     on_missing: str = field(
-        default="error", metadata={"help": "error | skip labelled utterances without audio."}
+        default="error",
+        metadata={
+            "help": "error | skip labelled utterances whose wav or transcript is missing or whose wav is "
+            "not readable audio (skips are counted by reason and logged)."
+        },
     )
 
 

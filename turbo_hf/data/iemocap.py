@@ -25,7 +25,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers.utils import logging
 
-from .manifest import read_header_duration
+from ..audio import read_header_duration
 
 logger = logging.get_logger(__name__)
 

@@ -8,8 +8,6 @@ a path (decoded lazily by `DataCollatorForAudioText`); only the file header is r
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import re
 from collections import Counter
@@ -21,20 +19,15 @@ from typing import Any, NamedTuple
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers.utils import logging
 
-from ..audio import AudioDecodingError, audio_duration
+from ..audio import read_header_duration
+from .manifest_files import DELIMITERS, ManifestError, read_rows
 
 logger = logging.get_logger(__name__)
 
-_DELIMITERS = {".csv": ",", ".tsv": "\t"}
-_JSON_LINES = (".jsonl", ".json", ".ndjson")
 _SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "val": "validation"}
 _SPLIT_ORDER = ("train", "validation", "test")
 _STANDARD_COLUMNS = ("id", "audio", "text", "label", "duration")
 _MAX_REASONS_LOGGED = 5
-
-
-class ManifestError(ValueError):
-    """A manifest that cannot be loaded as asked; the message names the file and line."""
 
 
 class SkippedRow(NamedTuple):
@@ -46,82 +39,6 @@ class SkippedRow(NamedTuple):
 
 class _BadRow(Exception):
     """Internal: a row-level problem, raised or skipped according to `on_bad_row`."""
-
-
-def _as_text(value: Any) -> str | None:
-    """JSON values to the strings a CSV would hold (true -> "true", 3 -> "3", lists as JSON)."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (bool, dict, list)):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, dict | str]]]:
-    """Header and (line, row dict or error reason) pairs of a CSV / TSV file.
-
-    TSV has no quoting (IANA text/tab-separated-values): a stray `"` in a transcript must not swallow
-    the lines that follow, so TSV is read with QUOTE_NONE.
-    """
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    parsed: list[tuple[int, dict | str]] = []
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
-        header = [name.strip() for name in next(reader, [])]
-        if not header:
-            raise ManifestError(f"{path}: empty manifest; expected a header line naming the columns")
-        duplicates = sorted(name for name, count in Counter(header).items() if count > 1)
-        if duplicates:
-            raise ManifestError(f"{path}:1: duplicate column names {duplicates}")
-        previous_end = reader.line_num
-        for fields in reader:
-            # A quoted field may span lines: a row starts on the line after the previous row ended.
-            line, previous_end = previous_end + 1, reader.line_num
-            if not fields:
-                continue
-            if len(fields) != len(header):
-                parsed.append(
-                    (line, f"expected {len(header)} fields ({', '.join(header)}), found {len(fields)}")
-                )
-            else:
-                parsed.append((line, dict(zip(header, fields))))
-    return header, parsed
-
-
-def _read_json_lines(path: Path) -> tuple[list[str], list[tuple[int, dict | str]]]:
-    """Field names (union over rows, first-seen order) and (line, row dict or error reason) pairs."""
-    parsed: list[tuple[int, dict | str]] = []
-    fields: dict[str, None] = {}
-    with open(path, encoding="utf-8-sig") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                hint = " (a JSON array? write one object per line)" if text.lstrip().startswith("[") else ""
-                parsed.append((line, f"malformed JSON: {err.msg} at column {err.colno}{hint}"))
-                continue
-            if not isinstance(row, dict):
-                parsed.append((line, f"expected a JSON object per line, found {type(row).__name__}"))
-                continue
-            fields.update(dict.fromkeys(row))
-            parsed.append((line, {key: _as_text(value) for key, value in row.items()}))
-    return list(fields), parsed
-
-
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict | str]]]:
-    """Column names and every (line, row dict or error reason) of the manifest, by extension."""
-    suffix = path.suffix.lower()
-    if suffix not in _DELIMITERS and suffix not in _JSON_LINES:
-        accepted = ", ".join([*_DELIMITERS, *_JSON_LINES])
-        raise ManifestError(f"{path}: unsupported manifest extension {suffix!r}; expected one of {accepted}")
-    try:
-        if suffix in _DELIMITERS:
-            return _read_delimited(path, _DELIMITERS[suffix])
-        return _read_json_lines(path)
-    except UnicodeDecodeError as err:
-        raise ManifestError(f"{path}: not UTF-8 text: {err}") from err
 
 
 def normalize_split_name(value: str) -> str:
@@ -160,19 +77,6 @@ def _label_names(path: Path, values: list[tuple[int, str]], labels: Sequence[str
             "in index order if the mix is meant"
         )
     return sorted(is_integer)
-
-
-def read_header_duration(audio_path: str | os.PathLike) -> float | str:
-    """Duration in seconds from the file header, or why the file is not usable audio.
-
-    The manifest and IEMOCAP loaders both call it, so that they reject the same files (not audio,
-    an empty file, 0 frames) with the same words, before training rather than when a batch is read.
-    """
-    try:
-        seconds = audio_duration(audio_path)
-    except AudioDecodingError as err:
-        return f"unreadable audio header: {err}"
-    return seconds if seconds > 0 else f"audio file {audio_path} is empty (0 frames)"
 
 
 def _read_durations(paths: list[str], num_proc: int | None) -> list[float | str]:
@@ -221,12 +125,12 @@ def load_manifest_with_report(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
-    columns, rows = _read_rows(path)
+    columns, rows = read_rows(path)
     required = [audio_column, label_column] if text_optional else [audio_column, text_column, label_column]
     required = [name for name in required if name is not None]
     missing = [name for name in required if name not in columns]
     if missing:
-        where = f"{path}:1" if path.suffix.lower() in _DELIMITERS else str(path)  # the CSV / TSV header
+        where = f"{path}:1" if path.suffix.lower() in DELIMITERS else str(path)  # the CSV / TSV header
         raise ManifestError(f"{where}: missing column(s) {missing}; found columns {columns}")
     if line_column is not None and line_column in columns:
         raise ManifestError(
