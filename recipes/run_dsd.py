@@ -6,15 +6,14 @@ The manifest (CSV, TSV or JSONL) has columns audio, text, label and split (train
 test). The best checkpoint by validation EER is scored on test: ACC and EER (binary), WA / UA / macro-F1.
 """
 
-from turbo_hf.experiment import (
+from turbo_hf.arguments import (
     RECIPE_TRAINING_DEFAULTS,
     DataArguments,
     ManifestArguments,
     ModelArguments,
     parse_recipe_arguments,
-    run_manifest,
-    setup_logging,
 )
+from turbo_hf.experiment import run_manifest, setup_logging
 from turbo_hf.trainer import TurboTrainingArguments
 
 DSD_DEFAULTS = {

@@ -8,15 +8,14 @@ Per fold: the checkpoint with the best validation UA is kept and scored on the t
 With `--fold all`, every fold runs in turn and output_dir gets summary.json and summary.md (mean ± std).
 """
 
-from turbo_hf.experiment import (
+from turbo_hf.arguments import (
     RECIPE_TRAINING_DEFAULTS,
     DataArguments,
     IemocapArguments,
     ModelArguments,
     parse_recipe_arguments,
-    run_iemocap,
-    setup_logging,
 )
+from turbo_hf.experiment import run_iemocap, setup_logging
 from turbo_hf.trainer import TurboTrainingArguments
 
 SER_DEFAULTS = {

@@ -8,14 +8,8 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers import AutoModel, AutoProcessor
 
 from turbo_hf import DataCollatorForAudioText, TurboForAudioTextClassification, TurboProcessor
-from turbo_hf.experiment import (
-    DataArguments,
-    IemocapArguments,
-    ModelArguments,
-    parse_recipe_arguments,
-    summarize_folds,
-    train_and_evaluate,
-)
+from turbo_hf.arguments import DataArguments, IemocapArguments, ModelArguments, parse_recipe_arguments
+from turbo_hf.experiment import summarize_folds, train_and_evaluate
 from turbo_hf.metrics import compute_metrics
 from turbo_hf.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
 from turbo_hf.trainer import TurboTrainer, TurboTrainingArguments
@@ -348,7 +342,8 @@ def test_classes_without_training_rows_are_named_in_a_warning(caplog):
 def test_a_manifest_without_validation_rows_gets_a_stratified_held_out_split_on_request():
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-    from turbo_hf.experiment import ManifestArguments, _with_validation_split
+    from turbo_hf.arguments import ManifestArguments
+    from turbo_hf.experiment import _with_validation_split
 
     features = Features({"text": Value("string"), "label": ClassLabel(names=["no", "yes"])})
     train = Dataset.from_dict(
