@@ -361,3 +361,25 @@ def test_a_manifest_without_validation_rows_gets_a_stratified_held_out_split_on_
     assert not set(carved["validation"]["text"]) & set(carved["train"]["text"])
     with pytest.raises(ValueError, match="has validation rows"):
         _with_validation_split(carved, ManifestArguments(manifest="dsd.csv", validation_fraction=0.2), seed=0)
+
+
+def test_a_manifest_split_value_that_is_no_split_name_is_an_error_not_dropped_rows(tmp_path):
+    import csv
+
+    from turbo_hf.arguments import ManifestArguments
+    from turbo_hf.data.synthetic import make_synthetic_corpus
+    from turbo_hf.experiment import run_manifest
+
+    manifest = make_synthetic_corpus(tmp_path / "corpus", layout="manifest", n_per_class=2, seed=0)
+    with open(manifest, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[-1]["split"] = "tset"
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    training_args = TurboTrainingArguments(output_dir=str(tmp_path / "out"), report_to="none", use_cpu=True)
+    with pytest.raises(ValueError, match=r"split value\(s\) \['tset'\] in column 'split'"):
+        run_manifest(
+            ModelArguments(), DataArguments(), ManifestArguments(manifest=str(manifest)), training_args
+        )

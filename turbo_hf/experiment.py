@@ -293,6 +293,13 @@ def run_manifest(
             f"{manifest_args.manifest}: no {manifest_args.split_column!r} column; training needs rows marked "
             "train, validation and test"
         )
+    unknown = sorted(set(splits) - {"train", "validation", "test"})
+    if unknown:
+        # Rows of any other split would be loaded and then never used.
+        raise ValueError(
+            f"{manifest_args.manifest}: split value(s) {unknown} in column {manifest_args.split_column!r}; "
+            "expected train, validation (or dev / valid / val) and test"
+        )
     splits = _with_validation_split(splits, manifest_args, training_args.seed)
     _check_binary_metric(training_args, splits, manifest_args.manifest)
     return train_and_evaluate(model_args, data_args, training_args, splits)
