@@ -261,3 +261,18 @@ def test_predict_with_asr_reads_a_manifest_without_a_text_column(model_dir, corp
     # A column named on the command line stays required, so that a typo in it is not ignored.
     assert main([*args, "--asr-model", asr_dir, "--text-column", "transcript"]) == EXIT_BAD_INPUT
     assert "missing column(s) ['transcript']" in capsys.readouterr().err
+
+
+def test_audio_shorter_than_the_encoder_needs_is_a_bad_row_named_by_its_line(model_dir, corpus, capsys):
+    folder, rows = corpus
+    sf.write(folder / "click.wav", np.zeros(100, np.float32), 16000)  # 6 ms: under the 185-sample field
+    manifest = write_manifest(folder, [rows[0], {**rows[1], "audio": "click.wav"}], name="short.csv")
+    assert main(["predict", model_dir, "--manifest", manifest, "--no-progress"]) == EXIT_BAD_INPUT
+    assert "short.csv:3: audio too short: 100 samples" in capsys.readouterr().err
+    assert main(["predict", model_dir, "--manifest", manifest, "--no-progress", "--skip-bad-rows"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("\n") == 1 and "skipped 1 bad row(s)" in captured.err
+    assert (
+        main(["predict", model_dir, "--audio", str(folder / "click.wav"), "--text", "hi"]) == EXIT_BAD_INPUT
+    )
+    assert "needs at least 185" in capsys.readouterr().err

@@ -374,7 +374,7 @@ def test_from_pretrained_overrides_reach_the_encoders_and_are_checked(tmp_path):
 
 def test_audio_shorter_than_the_receptive_field_is_an_error_naming_the_rows(tester):
     model = tester.model().eval()
-    needed = model._min_audio_samples()
+    needed = model.min_audio_samples
     # The tiny encoder's kernels (10, 8, 8) and strides (5, 4, 4): 185 samples make one frame.
     assert needed == 185
     short = tester.processor(

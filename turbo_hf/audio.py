@@ -146,6 +146,15 @@ def read_header_duration(audio_path: str | os.PathLike) -> float | str:
     return seconds if seconds > 0 else f"audio file {audio_path} is empty (0 frames)"
 
 
+def check_long_enough(waveform: np.ndarray, min_samples: int | None, sampling_rate: int) -> None:
+    """Raise AudioDecodingError when `waveform` is shorter than an encoder's `min_samples`."""
+    if min_samples is not None and waveform.shape[0] < min_samples:
+        raise AudioDecodingError(
+            f"audio too short: {waveform.shape[0]} samples ({waveform.shape[0] / sampling_rate * 1000:.0f} ms "
+            f"at {sampling_rate} Hz); the audio encoder needs at least {min_samples}"
+        )
+
+
 def crop_waveform(
     waveform: np.ndarray,
     max_samples: int | None,

@@ -26,7 +26,7 @@ from datasets import DatasetDict
 from tqdm.auto import tqdm
 from transformers import EvalPrediction
 
-from .audio import AudioDecodingError, load_audio
+from .audio import AudioDecodingError, check_long_enough, load_audio
 from .data.manifest import ManifestError, load_manifest_with_report
 from .metrics import compute_metrics
 from .pipeline import TASK, register_pipeline
@@ -172,6 +172,7 @@ def _classify_rows(
                 row = manifest.data[position]
                 try:
                     waveform = load_audio(row["audio"], rate)
+                    check_long_enough(waveform, pipe.model.min_audio_samples, rate)
                 except AudioDecodingError as err:
                     if not args.skip_bad_rows:
                         raise UserError(

@@ -213,9 +213,13 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         lengths = self.audio_model._get_feat_extract_output_lengths(audio_attention_mask.sum(-1))
         return torch.arange(num_frames, device=lengths.device)[None, :] < lengths[:, None]
 
-    def _min_audio_samples(self) -> int:
-        """Fewest input samples the conv front end turns into one frame (its receptive field)."""
+    @property
+    def min_audio_samples(self) -> int | None:
+        """Fewest input samples the conv front end turns into one frame (its receptive field), at the
+        processor's sampling rate; None for encoders fed fixed-size features (Whisper)."""
         config = self.config.audio_config
+        if not hasattr(config, "conv_kernel"):
+            return None
         needed = 1
         for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride))):
             needed = (needed - 1) * stride + kernel
@@ -226,9 +230,9 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
     ) -> None:
         # Shorter clips give torch's "Kernel size can't be greater than actual input size" alone in a
         # batch, and beside longer ones a pooled embedding over zero frames: say what is wrong instead.
-        if not hasattr(self.config.audio_config, "conv_kernel"):
+        needed = self.min_audio_samples
+        if needed is None:
             return  # Whisper: log-mel features padded to a fixed window
-        needed = self._min_audio_samples()
         if audio_attention_mask is None:
             if audio_inputs.shape[-1] >= needed:
                 return

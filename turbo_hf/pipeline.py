@@ -24,7 +24,7 @@ from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
-from .audio import AudioDecodingError, load_audio, resample
+from .audio import AudioDecodingError, check_long_enough, load_audio, resample
 from .modeling_turbo import TurboForAudioTextClassification
 from .processing_turbo import TurboProcessor
 
@@ -144,6 +144,7 @@ class AudioTextClassificationPipeline(Pipeline):
         source_rate = inputs.get("sampling_rate") or self.sampling_rate
         try:
             waveform = load_audio(inputs["audio"], self.sampling_rate, source_rate)
+            check_long_enough(waveform, self.model.min_audio_samples, self.sampling_rate)
         except AudioDecodingError as err:
             raise AudioDecodingError(f"{TASK} input: {err}") from err
         return {"waveform": waveform, "text": text}
