@@ -276,3 +276,11 @@ def test_audio_shorter_than_the_encoder_needs_is_a_bad_row_named_by_its_line(mod
         main(["predict", model_dir, "--audio", str(folder / "click.wav"), "--text", "hi"]) == EXIT_BAD_INPUT
     )
     assert "needs at least 185" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("split", ["test-a", ""])
+def test_a_split_that_is_no_split_name_is_a_usage_error(model_dir, corpus, capsys, split):
+    folder, rows = corpus
+    manifest = write_manifest(folder, rows, name="odd_split.csv")
+    assert main(["evaluate", model_dir, "--manifest", manifest, "--split", split]) == EXIT_BAD_INPUT
+    assert "odd_split.csv: splits" in capsys.readouterr().err

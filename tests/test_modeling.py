@@ -387,3 +387,27 @@ def test_audio_shorter_than_the_receptive_field_is_an_error_naming_the_rows(test
     just_enough = tester.processor(audio=[np.zeros(needed, np.float32)], text=["ok"], sampling_rate=16000)
     with torch.no_grad():
         assert model(**just_enough).logits.shape == (1, tester.num_labels)
+
+
+@pytest.mark.parametrize(
+    "overrides,training",
+    [
+        ({"mask_time_prob": 0.05, "mask_time_length": 10}, True),  # SpecAugment spans, training only
+        (
+            {"add_adapter": True, "adapter_kernel_size": 5, "adapter_stride": 2, "num_adapter_layers": 3},
+            False,
+        ),
+    ],
+)
+def test_min_audio_samples_covers_spec_augment_and_adapters(overrides, training):
+    tester = TurboModelTester(audio_overrides=overrides, loss_mode="vanilla")
+    model = tester.model().train(training)
+    needed = model.min_audio_samples
+    assert needed > 185  # more than the front end's receptive field alone
+    for length, fits in ((needed, True), (needed - 1, False)):
+        batch = tester.processor(audio=[np.zeros(length, np.float32)], text=["x"], sampling_rate=16000)
+        if fits:
+            model(**batch)
+        else:
+            with pytest.raises(ValueError, match=f"at least {needed} samples"):
+                model(**batch)

@@ -134,6 +134,8 @@ def test_encoder_learning_rate_gives_encoders_their_own_group(tmp_path, encoders
         assert group["lr"] == (1e-5 if in_encoders.pop() else 1e-3)
     counted = sum(len(g["params"]) for g in optimizer.param_groups)
     assert counted == sum(1 for p in trainer.model.parameters() if p.requires_grad)
+    # The group order is saved with every checkpoint: encoder groups first, as earlier versions had it.
+    assert optimizer.param_groups[0]["lr"] == 1e-5
 
 
 def test_encoder_learning_rate_is_logged_beside_the_heads_rate(tmp_path, encoders, splits):
@@ -320,6 +322,10 @@ def test_resume_last_finds_the_newest_checkpoint_and_a_fresh_run_warns_about_old
     for step in (2, 10):
         (tmp_path / f"checkpoint-{step}").mkdir()
     assert _checkpoint_to_resume(dataclasses.replace(args, resume_from_checkpoint="True")) == str(
+        tmp_path / "checkpoint-10"
+    )
+    # A yaml / json config gives `true` as a bool.
+    assert _checkpoint_to_resume(dataclasses.replace(args, resume_from_checkpoint=True)) == str(
         tmp_path / "checkpoint-10"
     )
     with caplog.at_level("WARNING", logger="turbo_hf"):

@@ -37,7 +37,8 @@ RESUME_LAST = frozenset({"last", "true"})
 
 def _resumes_last(training_args: TurboTrainingArguments) -> bool:
     value = training_args.resume_from_checkpoint
-    return isinstance(value, str) and value.lower() in RESUME_LAST
+    # A yaml / json config gives `true` as a bool; the command line gives the string.
+    return value is True or (isinstance(value, str) and value.lower() in RESUME_LAST)
 
 
 def _last_checkpoint(output_dir: str) -> str | None:

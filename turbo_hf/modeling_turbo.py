@@ -215,12 +215,24 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
 
     @property
     def min_audio_samples(self) -> int | None:
-        """Fewest input samples the conv front end turns into one frame (its receptive field), at the
-        processor's sampling rate; None for encoders fed fixed-size features (Whisper)."""
+        """Fewest input samples (at the processor's sampling rate) the audio encoder takes in the
+        model's current mode; None for encoders fed fixed-size features (Whisper).
+
+        One frame out of the conv front end (its receptive field), enough frames for the adapter's
+        convolutions if it has one, and in training with SpecAugment one masked span
+        (`mask_time_length` frames).
+        """
         config = self.config.audio_config
         if not hasattr(config, "conv_kernel"):
             return None
-        needed = 1
+        frames = 1
+        if getattr(config, "add_adapter", False):
+            # Adapter convolutions (padding 1) run after the transformer and must keep one frame.
+            for _ in range(config.num_adapter_layers):
+                frames = max(1, (frames - 1) * config.adapter_stride + config.adapter_kernel_size - 2)
+        if self.training and getattr(config, "apply_spec_augment", False) and config.mask_time_prob > 0:
+            frames = max(frames, config.mask_time_length)
+        needed = frames
         for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride))):
             needed = (needed - 1) * stride + kernel
         return needed
@@ -246,8 +258,8 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         if short:
             raise ValueError(
                 f"audio too short for the {self.config.audio_config.model_type} encoder: it needs at least "
-                f"{needed} samples per utterance (its receptive field), but batch row(s) got {short} "
-                "samples (row: samples)"
+                f"{needed} samples per utterance{' in training' if self.training else ''} (see "
+                f"min_audio_samples), but batch row(s) got {short} samples (row: samples)"
             )
 
     def _encode_audio(

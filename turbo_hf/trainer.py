@@ -82,7 +82,8 @@ class TurboTrainer(Trainer):
         self._loss_parts = {"train": defaultdict(list), "eval": defaultdict(list)}
         # Evaluation weights every batch by its rows, as the Trainer does for `eval_loss`.
         self._eval_rows: list[torch.Tensor] = []
-        self._encoder_group_index: int | None = None
+        # (head, encoder) param-group indices when the encoders have their own learning rate.
+        self._group_indices: tuple[int, int] | None = None
         patience = getattr(self.args, "early_stopping_patience", None)
         if patience is not None:
             if not self.args.load_best_model_at_end or self.args.metric_for_best_model is None:
@@ -170,15 +171,30 @@ class TurboTrainer(Trainer):
                 **{name: self._mean_over_processes(values) for name, values in parts.items() if values},
             }
             parts.clear()
-            if "learning_rate" in logs and self._encoder_group_index is not None and self.optimizer:
-                # `learning_rate` is the heads' rate (first group). Schedulers scale every group's
-                # initial rate by one factor, so the encoders' rate at the same moment follows.
-                groups = self.optimizer.param_groups
-                initial = [group.get("initial_lr", group["lr"]) for group in groups]
-                if initial[0] > 0:
-                    ratio = initial[self._encoder_group_index] / initial[0]
-                    logs["encoder_learning_rate"] = logs["learning_rate"] * ratio
+            if "learning_rate" in logs and self._group_indices is not None and self.optimizer:
+                logs.update(self._learning_rates(logs["learning_rate"]))
         super().log(logs, start_time)
+
+    def _learning_rates(self, first_group_rate: float) -> dict[str, float]:
+        """The heads' (`learning_rate`) and the encoders' (`encoder_learning_rate`) current rates.
+
+        The Trainer logs the first param group's rate; schedulers scale every group's initial rate by
+        one factor, so the other groups' rates at the same moment follow from it.
+        """
+        head_index, encoder_index = self._group_indices
+        groups = self.optimizer.param_groups
+        initial = [group.get("initial_lr", group["lr"]) for group in groups]
+        if initial[0] > 0:
+            factor = first_group_rate / initial[0]
+            return {
+                "learning_rate": initial[head_index] * factor,
+                "encoder_learning_rate": initial[encoder_index] * factor,
+            }
+        # A first group at rate 0 (e.g. encoder_learning_rate=0) carries no factor: read the groups.
+        return {
+            "learning_rate": groups[head_index]["lr"],
+            "encoder_learning_rate": groups[encoder_index]["lr"],
+        }
 
     def evaluation_loop(
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
@@ -202,18 +218,22 @@ class TurboTrainer(Trainer):
             return optimizer
         opt_model = self.model if model is None else model
         encoder_params = {id(p) for n, p in opt_model.named_parameters() if n.startswith(_ENCODER_PREFIXES)}
-        # Split each (decay / no-decay) group into a head part and an encoder part. A head group comes
-        # first: the Trainer logs the first group's rate as `learning_rate`.
-        groups = []
+        # Split each (decay / no-decay) group into an encoder part and a head part. The order is part
+        # of the optimizer state in checkpoints: keep it, or older checkpoints no longer resume.
+        groups, head_index, encoder_index = [], None, None
         for group in optimizer.param_groups:
-            for is_encoder in (False, True):
+            for is_encoder in (True, False):
                 params = [p for p in group["params"] if (id(p) in encoder_params) == is_encoder]
                 if params:
-                    if is_encoder and self._encoder_group_index is None:
-                        self._encoder_group_index = len(groups)
+                    if is_encoder and encoder_index is None:
+                        encoder_index = len(groups)
+                    if not is_encoder and head_index is None:
+                        head_index = len(groups)
                     groups.append(
                         {**group, "params": params, "lr": encoder_lr if is_encoder else group["lr"]}
                     )
+        if head_index is not None and encoder_index is not None:
+            self._group_indices = (head_index, encoder_index)
         optimizer.param_groups.clear()
         for group in groups:
             optimizer.add_param_group(group)

@@ -240,13 +240,13 @@ def _wanted_splits(
         return None
     names = (splits,) if isinstance(splits, str) else tuple(splits)
     if not names:
-        raise ValueError("splits must name at least one split, or be None to keep every row")
+        raise ManifestError(f"{path}: splits must name at least one split, or be None to keep every row")
     try:
         wanted = tuple(dict.fromkeys(normalize_split_name(str(name)) for name in names))
     except _BadRow as err:
-        raise ValueError(f"splits: {err}") from err
+        raise ManifestError(f"{path}: splits: {err}") from err
     if split_column is None:
-        raise ValueError(f"splits={list(names)} needs a split_column")
+        raise ManifestError(f"{path}: splits={list(names)} needs a split_column")
     if not has_split:
         raise ManifestError(
             f"{path}: cannot keep split(s) {list(wanted)}: the manifest has no {split_column!r} column "
@@ -394,7 +394,9 @@ def load_manifest(
             so "dev" is validation) and check nothing of the others: a broken file of another split is
             neither an error nor a skip, and the result is a DatasetDict of these splits. A requested
             split without rows, or a manifest without the split column, is an error. Inferred `labels`
-            still come from every split, so class ids match a load of the whole file.
+            still come from every labelled row of every split (other splits' rows are not checked, so
+            a label seen only on a row that a whole-file load would skip still counts): pass
+            `labels=` where class ids must match a model's.
         text_optional: transcripts may be absent (prediction with a speech recognizer that transcribes
             them): a manifest without `text_column`, or a JSONL row without that key, gives an empty
             `text`, and empty transcripts are logged instead of warned about.
