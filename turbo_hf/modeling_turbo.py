@@ -215,16 +215,26 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
 
     @property
     def min_audio_samples(self) -> int | None:
-        """Fewest input samples (at the processor's sampling rate) the audio encoder takes in the
+        """Fewest input samples (at the processor's sampling rate) that a clip alone needs in the
         model's current mode; None for encoders fed fixed-size features (Whisper).
 
         One frame out of the conv front end (its receptive field), enough frames for the adapter's
-        convolutions if it has one, and in training with SpecAugment one masked span
-        (`mask_time_length` frames).
+        convolutions if there is one, and in training with SpecAugment one masked span
+        (`mask_time_length` frames). In a batch the last two apply to the padded length only.
         """
+        return self._samples_for_frames(self._min_batch_frames())
+
+    def _samples_for_frames(self, frames: int) -> int | None:
         config = self.config.audio_config
         if not hasattr(config, "conv_kernel"):
             return None
+        needed = frames
+        for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride))):
+            needed = (needed - 1) * stride + kernel
+        return needed
+
+    def _min_batch_frames(self) -> int:
+        config = self.config.audio_config
         frames = 1
         if getattr(config, "add_adapter", False):
             # Adapter convolutions (padding 1) run after the transformer and must keep one frame.
@@ -232,35 +242,34 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
                 frames = max(1, (frames - 1) * config.adapter_stride + config.adapter_kernel_size - 2)
         if self.training and getattr(config, "apply_spec_augment", False) and config.mask_time_prob > 0:
             frames = max(frames, config.mask_time_length)
-        needed = frames
-        for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride))):
-            needed = (needed - 1) * stride + kernel
-        return needed
+        return frames
 
     def _check_audio_long_enough(
         self, audio_inputs: torch.Tensor, audio_attention_mask: torch.Tensor | None
     ) -> None:
-        # Shorter clips give torch's "Kernel size can't be greater than actual input size" alone in a
-        # batch, and beside longer ones a pooled embedding over zero frames: say what is wrong instead.
-        needed = self.min_audio_samples
-        if needed is None:
+        # Too little audio gives torch's "Kernel size can't be greater than actual input size" or
+        # transformers' "`mask_length` has to be smaller than `sequence_length`", and a row under one
+        # frame beside longer ones a pooled embedding over zero frames: say what is wrong instead.
+        per_row = self._samples_for_frames(1)
+        if per_row is None:
             return  # Whisper: log-mel features padded to a fixed window
-        if audio_attention_mask is None:
-            if audio_inputs.shape[-1] >= needed:
-                return
-            lengths = [audio_inputs.shape[-1]] * audio_inputs.shape[0]
-        else:
-            lengths = audio_attention_mask.sum(-1)
-            if lengths.min().item() >= needed:  # one host sync per forward
-                return
-            lengths = lengths.tolist()
-        short = {row: int(length) for row, length in enumerate(lengths) if length < needed}
-        if short:
+        width, whole_batch = audio_inputs.shape[-1], self.min_audio_samples
+        if width < whole_batch:
             raise ValueError(
-                f"audio too short for the {self.config.audio_config.model_type} encoder: it needs at least "
-                f"{needed} samples per utterance{' in training' if self.training else ''} (see "
-                f"min_audio_samples), but batch row(s) got {short} samples (row: samples)"
+                f"audio too short for the {self.config.audio_config.model_type} encoder: the longest utterance "
+                f"of the batch has {width} samples, and it needs at least {whole_batch}"
+                f"{' in training' if self.training else ''} (see min_audio_samples)"
             )
+        if audio_attention_mask is None:
+            return
+        lengths = audio_attention_mask.sum(-1)
+        if lengths.min().item() >= per_row:  # one host sync per forward
+            return
+        short = {row: int(length) for row, length in enumerate(lengths.tolist()) if length < per_row}
+        raise ValueError(
+            f"audio too short for the {self.config.audio_config.model_type} encoder: batch row(s) {short} "
+            f"(row: samples) have fewer than the {per_row} samples of its receptive field, which make one frame"
+        )
 
     def _encode_audio(
         self, audio_inputs: torch.Tensor, audio_attention_mask: torch.Tensor | None, num_views: int
