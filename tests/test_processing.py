@@ -155,3 +155,15 @@ def test_collator_without_labels_leaves_them_out(write_wav, tester):
         [{"audio": str(write_wav("f.wav")), "text": "x"}]
     )
     assert "labels" not in batch
+
+
+def test_collator_refuses_utterances_under_the_encoders_receptive_field(write_wav, tester):
+    model = tester.model()
+    collator = DataCollatorForAudioText(tester.processor, min_samples=model.receptive_field_samples)
+    long_enough = {"id": "ok", "audio": str(write_wav("long.wav", seconds=0.5)), "text": "a", "label": 0}
+    click = {"id": "click7", "audio": {"array": np.zeros(100, np.float32), "sampling_rate": 16000}}
+    with pytest.raises(
+        AudioDecodingError, match=r"example click7: audio too short: 100 samples.*at least 185"
+    ):
+        collator([long_enough, {**click, "text": "b", "label": 1}])
+    assert collator([long_enough])["input_values"].shape[0] == 1

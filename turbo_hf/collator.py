@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .audio import AudioDecodingError, crop_waveform, load_audio
+from .audio import AudioDecodingError, check_long_enough, crop_waveform, load_audio
 from .processing_turbo import TurboProcessor
 
 
@@ -28,6 +28,8 @@ class DataCollatorForAudioText:
         training: random crops when True; set False for evaluation and prediction.
         eval_max_duration: longest audio outside training, centre-cropped (None: whole utterance).
         max_text_length: transcripts are truncated to this many tokens.
+        min_samples: fewest samples an utterance may have after cropping (the model's
+            `receptive_field_samples`); a shorter one is an error naming the example.
         audio_column, text_column, label_column: field names in the examples.
     """
 
@@ -36,6 +38,7 @@ class DataCollatorForAudioText:
     training: bool = True
     eval_max_duration: float | None = None
     max_text_length: int | None = 128
+    min_samples: int | None = None
     audio_column: str = "audio"
     text_column: str = "text"
     label_column: str = "label"
@@ -48,6 +51,7 @@ class DataCollatorForAudioText:
         sampling_rate = self.processor.sampling_rate
         try:
             waveform = load_audio(example[self.audio_column], sampling_rate)
+            check_long_enough(waveform, self.min_samples, sampling_rate)
         except AudioDecodingError as err:
             name = example.get("id", f"#{position} of the batch")
             raise AudioDecodingError(f"example {name}: {err}") from err

@@ -129,6 +129,7 @@ def train_and_evaluate(
         max_duration=data_args.max_duration,
         eval_max_duration=data_args.eval_max_duration,
         max_text_length=data_args.max_text_length,
+        min_samples=model.receptive_field_samples,
     )
     # The Trainer would push every checkpoint with its own generic card; we push once, at the end,
     # with a card that states the method and the test results.

@@ -224,6 +224,12 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         """
         return self._samples_for_frames(self._min_batch_frames())
 
+    @property
+    def receptive_field_samples(self) -> int | None:
+        """Input samples that make one frame of the conv front end: every utterance needs this many,
+        also beside longer ones in a batch (None for Whisper)."""
+        return self._samples_for_frames(1)
+
     def _samples_for_frames(self, frames: int) -> int | None:
         config = self.config.audio_config
         if not hasattr(config, "conv_kernel"):
@@ -250,7 +256,7 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         # Too little audio gives torch's "Kernel size can't be greater than actual input size" or
         # transformers' "`mask_length` has to be smaller than `sequence_length`", and a row under one
         # frame beside longer ones a pooled embedding over zero frames: say what is wrong instead.
-        per_row = self._samples_for_frames(1)
+        per_row = self.receptive_field_samples
         if per_row is None:
             return  # Whisper: log-mel features padded to a fixed window
         width, whole_batch = audio_inputs.shape[-1], self.min_audio_samples
@@ -260,10 +266,12 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
                 f"of the batch has {width} samples, and it needs at least {whole_batch}"
                 f"{' in training' if self.training else ''} (see min_audio_samples)"
             )
-        if audio_attention_mask is None:
+        # Per-row lengths live in the mask; reading them on an accelerator would cost a host sync
+        # every step, so there the training collator checks rows instead (`min_samples`).
+        if audio_attention_mask is None or audio_attention_mask.device.type != "cpu":
             return
         lengths = audio_attention_mask.sum(-1)
-        if lengths.min().item() >= per_row:  # one host sync per forward
+        if lengths.min().item() >= per_row:
             return
         short = {row: int(length) for row, length in enumerate(lengths.tolist()) if length < per_row}
         raise ValueError(
