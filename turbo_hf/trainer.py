@@ -81,7 +81,7 @@ class TurboTrainer(Trainer):
         self.eval_data_collator = eval_data_collator
         self._loss_parts = {"train": defaultdict(list), "eval": defaultdict(list)}
         # Evaluation weights every batch by its rows, as the Trainer does for `eval_loss`.
-        self._eval_rows: list[torch.Tensor] = []
+        self._eval_rows = 0
         # (head, encoder) param-group indices when the encoders have their own learning rate.
         self._group_indices: tuple[int, int] | None = None
         patience = getattr(self.args, "early_stopping_patience", None)
@@ -141,7 +141,7 @@ class TurboTrainer(Trainer):
         mode = "train" if model.training else "eval"
         rows = outputs.logits.shape[0]
         if mode == "eval":
-            self._eval_rows.append(torch.tensor(float(rows), device=outputs.logits.device))
+            self._eval_rows += rows
         for field_name, log_name in LOSS_PARTS.items():
             value = outputs.get(field_name)
             if value is not None:
@@ -158,7 +158,8 @@ class TurboTrainer(Trainer):
 
     def _row_weighted_mean_over_processes(self, values: list[torch.Tensor]) -> float:
         """Sum of row-weighted batch values over the sum of rows, over all processes."""
-        totals = torch.stack([torch.stack(values).sum(), torch.stack(self._eval_rows).sum()])
+        weighted = torch.stack(values).sum()
+        totals = torch.stack([weighted, torch.tensor(float(self._eval_rows), device=weighted.device)])
         totals = self.accelerator.reduce(totals, reduction="sum")
         return (totals[0] / totals[1]).item()
 
@@ -200,7 +201,7 @@ class TurboTrainer(Trainer):
         self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
     ):
         self._loss_parts["eval"].clear()
-        self._eval_rows.clear()
+        self._eval_rows = 0
         output = super().evaluation_loop(
             dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix
         )
@@ -208,7 +209,7 @@ class TurboTrainer(Trainer):
             if values:
                 output.metrics[f"{metric_key_prefix}_{name}"] = self._row_weighted_mean_over_processes(values)
         self._loss_parts["eval"].clear()
-        self._eval_rows.clear()
+        self._eval_rows = 0
         return output
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
