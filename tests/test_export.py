@@ -1,0 +1,213 @@
+"""ONNX export: the graph run by onnxruntime gives PyTorch's logits, takes the processor's outputs with
+dynamic batch and length axes, runs without torch, and bad requests fail early with a clear error."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import TurboModelTester
+
+from turbo_hf import TurboProcessor
+from turbo_hf.export import EXPORT_INFO_FILE, ONNX_FILE, OnnxExportError, export_onnx
+
+onnxruntime = pytest.importorskip(
+    "onnxruntime", reason="the ONNX export tests need the onnx extra: pip install 'turbo_hf[onnx]'"
+)
+
+# (audio encoder, text encoder, audio config overrides): wav2vec2-base style (group norm: no audio
+# mask into the encoder, only the pooling frame mask), layer-norm members that take the mask, Whisper.
+CASES = {
+    "wav2vec2-group+bert": ("wav2vec2", "bert", {}),
+    "wavlm-layer+bert": ("wavlm", "bert", {"feat_extract_norm": "layer"}),
+    "hubert-large+roberta": (
+        "hubert",
+        "roberta",
+        {"feat_extract_norm": "layer", "do_stable_layer_norm": True},
+    ),
+    "data2vec-audio+gpt2": ("data2vec-audio", "gpt2", {}),
+    "whisper+bert": ("whisper", "bert", {}),
+}
+# Batches of 1, 2 and 4 clips of different lengths (seconds), none of them the lengths traced.
+CLIP_SECONDS = [(0.5,), (1.7, 0.3), (0.25, 2.2, 1.0, 0.7)]
+TEXTS = ["hello", "sad and angry world", "happy", "hello world hello world"]
+
+
+class Exported:
+    def __init__(self, case: str, folder):
+        audio_type, text_type, overrides = CASES[case]
+        self.tester = TurboModelTester(audio_type, text_type, audio_overrides=overrides)
+        self.model = self.tester.model()
+        self.model.train()  # the export must hand it back in the mode it was given
+        self.info = export_onnx(self.model, folder, self.tester.processor)
+        self.training_after_export = self.model.training
+        self.folder = folder
+        self.session = onnxruntime.InferenceSession(str(folder / ONNX_FILE))
+
+    def clips(self, seconds):
+        return self.tester.waveforms(seconds, seed=len(seconds))
+
+
+@pytest.fixture(scope="module")
+def export_case(tmp_path_factory):
+    """Export each case once per module (an export takes seconds), on first use."""
+    done = {}
+
+    def get(case: str) -> Exported:
+        if case not in done:
+            done[case] = Exported(case, tmp_path_factory.mktemp("onnx") / "exported")
+        return done[case]
+
+    return get
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def exported(request, export_case):
+    return export_case(request.param)
+
+
+def test_onnxruntime_matches_pytorch_on_several_batch_sizes_and_clip_lengths(exported):
+    saved_processor = TurboProcessor.from_pretrained(exported.folder)
+    exported.model.eval()
+    for seconds in CLIP_SECONDS:
+        texts = TEXTS[: len(seconds)]
+        inputs = saved_processor(audio=exported.clips(seconds), text=texts, return_tensors="np")
+        logits, audio_embeds, text_embeds = exported.session.run(None, dict(inputs))
+        with torch.no_grad():
+            expected = exported.model(**saved_processor(audio=exported.clips(seconds), text=texts))
+        assert logits.shape == (len(seconds), exported.tester.num_labels)
+        np.testing.assert_allclose(logits, expected.logits.numpy(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(audio_embeds, expected.audio_embeds.numpy(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(text_embeds, expected.text_embeds.numpy(), atol=1e-4, rtol=0)
+
+
+def test_graph_takes_the_processor_outputs_with_named_axes(exported):
+    processor = exported.tester.processor
+    graph_inputs = {item.name: item.shape for item in exported.session.get_inputs()}
+    expected_names = [name for name in processor.model_input_names if name in exported.tester.inputs(2)]
+    assert list(graph_inputs) == expected_names
+    audio_name = processor.audio_input_name
+    if exported.tester.audio_type == "whisper":  # the feature extractor pads to its fixed window
+        window = processor.feature_extractor.nb_max_frames
+        assert graph_inputs[audio_name] == ["batch", 80, window]
+        assert graph_inputs["audio_attention_mask"] == ["batch", window]
+        assert exported.info["audio_padding"] == "max_length"
+    else:
+        assert graph_inputs[audio_name] == graph_inputs["audio_attention_mask"] == ["batch", "audio_length"]
+        assert exported.info["audio_padding"] == "longest"
+    assert graph_inputs["input_ids"] == graph_inputs["attention_mask"] == ["batch", "text_length"]
+    outputs = {item.name: item.shape for item in exported.session.get_outputs()}
+    assert outputs == {
+        "logits": ["batch", exported.tester.num_labels],
+        "audio_embeds": ["batch", exported.model.config.projection_dim],
+        "text_embeds": ["batch", exported.model.config.projection_dim],
+    }
+    written = json.loads((exported.folder / EXPORT_INFO_FILE).read_text())
+    assert {item["name"]: item["shape"] for item in written["inputs"]} == graph_inputs
+    assert written["check"]["max_abs_difference"]["logits"] <= 1e-4
+    assert (exported.folder / "README.md").read_text().count(audio_name) >= 2
+
+
+def test_export_hands_the_model_back_unchanged(exported):
+    assert exported.training_after_export
+    exported.model.eval()
+    if exported.tester.audio_type != "whisper":  # the audio length check is in force again
+        with pytest.raises(ValueError, match="audio too short"):
+            exported.model(**exported.tester.processor(audio=[np.zeros(100, np.float32)], text=["hello"]))
+
+
+# Runs the folder's README recipe in a Python where torch cannot be imported.
+_WITHOUT_TORCH = textwrap.dedent(
+    """
+    import importlib.abc, json, sys
+
+    class HideTorch(importlib.abc.MetaPathFinder):
+        def __init__(self, finder):
+            self.finder = finder
+        def __getattr__(self, name):
+            return getattr(self.finder, name)
+        def find_spec(self, name, path=None, target=None):
+            return None if name.split(".")[0] == "torch" else self.finder.find_spec(name, path, target)
+
+    sys.meta_path[:] = [HideTorch(finder) for finder in sys.meta_path]
+    import numpy as np
+    import onnxruntime
+    from transformers import AutoFeatureExtractor, AutoTokenizer
+
+    folder, info = sys.argv[1], json.loads(sys.stdin.read())
+    feature_extractor = AutoFeatureExtractor.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    audio = feature_extractor([np.asarray(w, np.float32) for w in info["waveforms"]], sampling_rate=16000,
+                              padding=info["padding"], return_attention_mask=True, return_tensors="np")
+    text = tokenizer(info["texts"], padding=True, return_tensors="np")
+    inputs = {"input_values": audio["input_values"], "audio_attention_mask": audio["attention_mask"], **text}
+    session = onnxruntime.InferenceSession(folder + "/model.onnx")
+    logits = session.run(["logits"], inputs)[0]
+    print(json.dumps({"torch_imported": "torch" in sys.modules, "logits": logits.tolist()}))
+    """
+)
+
+
+def test_folder_runs_without_torch(export_case):
+    exported = export_case("wav2vec2-group+bert")
+    model, processor = exported.model.eval(), exported.tester.processor
+    waveforms, texts = exported.clips((0.9, 0.35)), ["happy world", "sad"]
+    request = {
+        "waveforms": [w.tolist() for w in waveforms],
+        "texts": texts,
+        "padding": exported.info["audio_padding"],
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, str(exported.folder)],
+        input=json.dumps(request), capture_output=True, text=True, check=True,
+        env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"},
+    )  # fmt: skip
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["torch_imported"] is False
+    with torch.no_grad():
+        expected = model(**processor(audio=waveforms, text=texts)).logits.numpy()
+    np.testing.assert_allclose(np.array(answer["logits"]), expected, atol=1e-4, rtol=0)
+
+
+def test_axis_fixed_by_model_code_is_an_error_naming_it(tmp_path):
+    tester = TurboModelTester()
+    model = tester.model()
+    text_features = model.get_text_features
+
+    def branch_on_batch_size(input_ids, *args, **kwargs):  # Python code that holds for the traced size only
+        features = text_features(input_ids, *args, **kwargs)
+        return features if input_ids.shape[0] == 2 else -features
+
+    model.get_text_features = branch_on_batch_size
+    with pytest.raises(OnnxExportError, match="fixes the batch axis of input_values to the traced size 2"):
+        export_onnx(model, tmp_path / "out", tester.processor)
+    assert not (tmp_path / "out" / ONNX_FILE).exists()
+
+
+def test_requests_that_cannot_export_fail_before_tracing(tmp_path, monkeypatch):
+    tester = TurboModelTester()
+    model = tester.model()
+    with pytest.raises(OnnxExportError, match="needs the model's processor"):
+        export_onnx(model, tmp_path / "a")
+    with pytest.raises(OnnxExportError, match=r"weights are torch.float16; .*model.float\(\)"):
+        export_onnx(tester.model().half(), tmp_path / "b", tester.processor)
+    with pytest.raises(OnnxExportError, match="parent .* does not exist"):
+        export_onnx(model, tmp_path / "missing" / "out", tester.processor)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "old.onnx").write_bytes(b"")
+    with pytest.raises(OnnxExportError, match="is not empty"):
+        export_onnx(model, tmp_path / "full", tester.processor)
+    with pytest.raises(OnnxExportError, match="does not exist"):
+        export_onnx(tmp_path / "no_model", tmp_path / "c")
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(OnnxExportError, match="model_type is 'bert', expected 'turbo'"):
+        export_onnx(tmp_path / "bert", tmp_path / "d")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(OnnxExportError, match=r"onnxruntime: pip install 'turbo_hf\[onnx\]'"):
+        export_onnx(model, tmp_path / "e", tester.processor)
+    assert not any((tmp_path / name).exists() for name in "abcde")
