@@ -4,6 +4,7 @@
     turbo-hf predict MODEL --manifest m.csv --output predictions.jsonl     # one JSON line per row
     turbo-hf predict MODEL --manifest m.csv --split test                    # only the test rows
     turbo-hf evaluate MODEL --manifest m.csv --split test                   # WA, UA, macro F1 (+ ACC, EER)
+    turbo-hf export MODEL --onnx OUT_DIR                                    # ONNX graph + processor
 
 Everything runs through the "audio-text-classification" pipeline. Bad rows (manifest errors, audio
 that cannot be decoded) stop the run with exit code 2 and one line naming file:line, unless
@@ -28,6 +29,7 @@ from transformers import EvalPrediction
 
 from .audio import AudioDecodingError, check_long_enough, load_audio
 from .data.manifest import ManifestError, load_manifest_with_report
+from .export import OnnxExportError, add_export_parser, run_export
 from .metrics import compute_metrics
 from .pipeline import TASK, register_pipeline
 
@@ -92,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", help="Rows of this split only (needed when the manifest has splits).")
     evaluate.add_argument("--output", help="Also write the metrics to this JSON file.")
     evaluate.set_defaults(run=_evaluate)
+    add_export_parser(commands).set_defaults(run=_export)
     return parser
 
 
@@ -264,12 +267,16 @@ def _evaluate(args: argparse.Namespace) -> None:
     _report_skipped(manifest)
 
 
+def _export(args: argparse.Namespace) -> None:
+    print(json.dumps(run_export(args), indent=2, ensure_ascii=False))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `turbo-hf` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (UserError, ManifestError) as err:
+    except (UserError, ManifestError, OnnxExportError) as err:
         # The loader's hint names its Python argument; on the command line it is a flag.
         message = str(err).replace("pass on_bad_row='skip'", "pass --skip-bad-rows")
         print(f"turbo-hf {args.command}: error: {message}", file=sys.stderr)
