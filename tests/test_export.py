@@ -12,7 +12,8 @@ import pytest
 import torch
 from conftest import TurboModelTester
 
-from turbo_hf import TurboProcessor
+from turbo_hf import TurboForAudioTextClassification, TurboProcessor
+from turbo_hf.cli import EXIT_BAD_INPUT, main
 from turbo_hf.export import EXPORT_INFO_FILE, ONNX_FILE, OnnxExportError, export_onnx
 
 onnxruntime = pytest.importorskip(
@@ -152,24 +153,27 @@ _WITHOUT_TORCH = textwrap.dedent(
 )
 
 
-def test_folder_runs_without_torch(export_case):
-    exported = export_case("wav2vec2-group+bert")
-    model, processor = exported.model.eval(), exported.tester.processor
-    waveforms, texts = exported.clips((0.9, 0.35)), ["happy world", "sad"]
-    request = {
-        "waveforms": [w.tolist() for w in waveforms],
-        "texts": texts,
-        "padding": exported.info["audio_padding"],
-    }
+def test_cli_export_of_a_saved_folder_runs_without_torch(tmp_path, capsys):
+    tester = TurboModelTester()
+    model_dir = tester.save_classifier(tmp_path / "model", ["neutral", "happy", "sad"])
+    folder = tmp_path / "exported"
+    assert main(["export", model_dir, "--onnx", str(folder)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info == json.loads((folder / EXPORT_INFO_FILE).read_text())
+    assert info["id2label"] == {"0": "neutral", "1": "happy", "2": "sad"}
+
+    waveforms, texts = tester.waveforms((0.9, 0.35)), ["happy world", "sad"]
+    request = {"waveforms": [w.tolist() for w in waveforms], "texts": texts, "padding": info["audio_padding"]}
     result = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_TORCH, str(exported.folder)],
+        [sys.executable, "-c", _WITHOUT_TORCH, str(folder)],
         input=json.dumps(request), capture_output=True, text=True, check=True,
         env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"},
     )  # fmt: skip
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["torch_imported"] is False
+    model = TurboForAudioTextClassification.from_pretrained(model_dir)
     with torch.no_grad():
-        expected = model(**processor(audio=waveforms, text=texts)).logits.numpy()
+        expected = model(**tester.processor(audio=waveforms, text=texts)).logits.numpy()
     np.testing.assert_allclose(np.array(answer["logits"]), expected, atol=1e-4, rtol=0)
 
 
@@ -211,3 +215,22 @@ def test_requests_that_cannot_export_fail_before_tracing(tmp_path, monkeypatch):
     with pytest.raises(OnnxExportError, match=r"onnxruntime: pip install 'turbo_hf\[onnx\]'"):
         export_onnx(model, tmp_path / "e", tester.processor)
     assert not any((tmp_path / name).exists() for name in "abcde")
+
+
+def test_cli_answers_bad_requests_with_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch):
+    model_dir = TurboModelTester().save_classifier(tmp_path / "model", ["a", "b", "c"])
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "model.onnx").write_bytes(b"")
+    capsys.readouterr()  # save_pretrained's progress bar
+    requests = {
+        "the model folder": [str(tmp_path / "missing"), "--onnx", str(tmp_path / "out")],
+        "parent": [model_dir, "--onnx", str(tmp_path / "missing" / "out")],
+        "not empty": [model_dir, "--onnx", str(tmp_path / "full")],
+    }
+    for message, arguments in requests.items():
+        assert main(["export", *arguments]) == EXIT_BAD_INPUT
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("turbo-hf export: error:") and message in error and "\n" not in error
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    assert main(["export", model_dir, "--onnx", str(tmp_path / "out")]) == EXIT_BAD_INPUT
+    assert "pip install 'turbo_hf[onnx]'" in capsys.readouterr().err
