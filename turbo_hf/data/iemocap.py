@@ -25,7 +25,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers.utils import logging
 
-from ..audio import read_header_duration
+from ..audio import AudioDecodingError, audio_duration
 
 logger = logging.get_logger(__name__)
 
@@ -201,9 +201,10 @@ def load_iemocap_utterances(
                 elif utterance_id not in transcripts:
                     problem, reason = f"{where} has no line in {transcript_file}", "without a transcript line"
                 else:
-                    duration = read_header_duration(wav)
-                    if isinstance(duration, str):
-                        problem, reason = f"{where}: {duration}", "with a wav that is not readable audio"
+                    try:
+                        duration = audio_duration(wav)
+                    except AudioDecodingError as err:
+                        problem, reason = f"{where}: {err}", "with a wav that is not readable audio"
                 if problem:
                     if on_missing == "error":
                         raise IemocapFormatError(
