@@ -348,8 +348,7 @@ def test_classes_without_training_rows_are_named_in_a_warning(caplog):
 def test_a_manifest_without_validation_rows_gets_a_stratified_held_out_split_on_request():
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-    from turbo_hf.arguments import ManifestArguments
-    from turbo_hf.experiment import _with_validation_split
+    from turbo_hf.data.splits import with_validation_split
 
     features = Features({"text": Value("string"), "label": ClassLabel(names=["no", "yes"])})
     train = Dataset.from_dict(
@@ -358,15 +357,13 @@ def test_a_manifest_without_validation_rows_gets_a_stratified_held_out_split_on_
     test = Dataset.from_dict({"text": ["t"], "label": [1]}, features=features)
     splits = DatasetDict(train=train, test=test)
     with pytest.raises(ValueError, match=r"dsd.csv has no validation rows.*--validation_fraction"):
-        _with_validation_split(splits, ManifestArguments(manifest="dsd.csv"), seed=0)
-    carved = _with_validation_split(
-        splits, ManifestArguments(manifest="dsd.csv", validation_fraction=0.2), seed=0
-    )
+        with_validation_split(splits, None, seed=0, source="dsd.csv")
+    carved = with_validation_split(splits, 0.2, seed=0, source="dsd.csv")
     assert len(carved["validation"]) == 8 and len(carved["train"]) == 32
     assert sorted(carved["validation"]["label"]) == [0] * 6 + [1] * 2  # the 3:1 class ratio kept
     assert not set(carved["validation"]["text"]) & set(carved["train"]["text"])
     with pytest.raises(ValueError, match="has validation rows"):
-        _with_validation_split(carved, ManifestArguments(manifest="dsd.csv", validation_fraction=0.2), seed=0)
+        with_validation_split(carved, 0.2, seed=0, source="dsd.csv")
 
 
 def test_a_manifest_split_value_that_is_no_split_name_is_an_error_not_dropped_rows(tmp_path):

@@ -13,6 +13,8 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
+from .data.manifest import ManifestOptions
+
 
 @dataclass
 class ModelArguments:
@@ -106,27 +108,15 @@ class IemocapArguments:
 
 
 @dataclass
-class ManifestArguments:
+class ManifestArguments(ManifestOptions):
+    """The manifest of run_dsd.py: its file, its columns (`ManifestOptions`), classes and validation."""
+
     manifest: str = field(
         default=None, metadata={"help": "CSV, TSV or JSONL with audio, text, label, split."}
     )
-    audio_column: str = field(default="audio", metadata={"help": "Column with the audio path."})
-    text_column: str = field(default="text", metadata={"help": "Column with the transcript."})
-    label_column: str = field(default="label", metadata={"help": "Column with the class."})
-    split_column: str = field(default="split", metadata={"help": "Column naming train / validation / test."})
     labels: str | None = field(
         default=None,
         metadata={"help": "Comma-separated class names in index order (default: sorted values)."},
-    )
-    on_bad_row: str = field(
-        default="raise",
-        metadata={
-            "help": "'raise': stop at the first bad row (missing or undecodable audio, unknown label, ...), "
-            "naming its file line; 'skip': leave bad rows out, counted and logged with their lines."
-        },
-    )
-    id_column: str | None = field(
-        default="id", metadata={"help": "Column of utterance ids, if the manifest has one."}
     )
     validation_fraction: float | None = field(
         default=None,

@@ -23,6 +23,7 @@ from transformers.utils import logging
 
 from .arguments import DataArguments, IemocapArguments, ManifestArguments, ModelArguments
 from .collator import DataCollatorForAudioText
+from .data.splits import with_validation_split
 from .metrics import compute_metrics
 from .modeling_turbo import TurboForAudioTextClassification
 from .processing_turbo import TurboProcessor
@@ -280,16 +281,7 @@ def run_manifest(
             "--manifest is required: a CSV, TSV or JSONL file with audio, text, label and split columns"
         )
     labels = [name.strip() for name in manifest_args.labels.split(",")] if manifest_args.labels else None
-    splits = load_manifest(
-        manifest_args.manifest,
-        audio_column=manifest_args.audio_column,
-        text_column=manifest_args.text_column,
-        label_column=manifest_args.label_column,
-        labels=labels,
-        split_column=manifest_args.split_column,
-        id_column=manifest_args.id_column,
-        on_bad_row=manifest_args.on_bad_row,
-    )
+    splits = load_manifest(manifest_args.manifest, manifest_args, labels=labels)
     if not isinstance(splits, DatasetDict):
         raise ValueError(
             f"{manifest_args.manifest}: no {manifest_args.split_column!r} column; training needs rows marked "
@@ -302,37 +294,11 @@ def run_manifest(
             f"{manifest_args.manifest}: split value(s) {unknown} in column {manifest_args.split_column!r}; "
             "expected train, validation (or dev / valid / val) and test"
         )
-    splits = _with_validation_split(splits, manifest_args, training_args.seed)
+    splits = with_validation_split(
+        splits, manifest_args.validation_fraction, training_args.seed, source=manifest_args.manifest
+    )
     _check_binary_metric(training_args, splits, manifest_args.manifest)
     return train_and_evaluate(model_args, data_args, training_args, splits)
-
-
-def _with_validation_split(splits: DatasetDict, manifest_args: ManifestArguments, seed: int) -> DatasetDict:
-    """Carve a stratified validation split out of train when the manifest has none and the user asks."""
-    fraction = manifest_args.validation_fraction
-    if "validation" in splits:
-        if fraction is not None:
-            raise ValueError(
-                f"{manifest_args.manifest} has validation rows; --validation_fraction only applies to a manifest "
-                "without them"
-            )
-        return splits
-    if fraction is None:
-        raise ValueError(
-            f"{manifest_args.manifest} has no validation rows (splits: {sorted(splits)}); mark some rows "
-            "'validation', or pass --validation_fraction 0.1 to hold out part of train"
-        )
-    if not 0 < fraction < 1:
-        raise ValueError(f"--validation_fraction must be in (0, 1), got {fraction}")
-    held_out = splits["train"].train_test_split(test_size=fraction, stratify_by_column="label", seed=seed)
-    logger.info(
-        "validation: %d of the %d training rows (%.0f%%, stratified by label, seed %d)",
-        len(held_out["test"]),
-        len(splits["train"]),
-        100 * fraction,
-        seed,
-    )
-    return DatasetDict({**splits, "train": held_out["train"], "validation": held_out["test"]})
 
 
 def _check_binary_metric(training_args: TurboTrainingArguments, splits: DatasetDict, source: str) -> None:

@@ -26,6 +26,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers.utils import logging
 
 from ..audio import AudioDecodingError, audio_duration
+from .splits import stratified_split
 
 logger = logging.get_logger(__name__)
 
@@ -250,20 +251,6 @@ def load_iemocap_utterances(
     return dataset
 
 
-def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, held-out) row indices, holding out `fraction` of every class, seeded."""
-    rng = np.random.default_rng(seed)
-    held_out = []
-    for label in np.unique(labels):
-        rows = np.flatnonzero(labels == label)
-        count = int(round(fraction * len(rows)))
-        if count:
-            held_out.append(rng.permutation(rows)[:count])
-    held = np.sort(np.concatenate(held_out)) if held_out else np.array([], dtype=int)
-    kept = np.setdiff1d(np.arange(len(labels)), held)
-    return kept, held
-
-
 def iemocap_fold_indices(
     utterances: Dataset,
     protocol: str = "speaker",
@@ -297,13 +284,11 @@ def iemocap_fold_indices(
         }
         held_out = {"test": test_speaker, "validation": validation_speaker}
     else:
-        if not 0 < validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
         sessions = np.asarray(utterances["session"])
         test_session = IEMOCAP_SESSIONS[fold]
         training = np.flatnonzero(sessions != test_session)
         labels = np.asarray(utterances["label"])[training]
-        kept, held = _stratified_split(labels, validation_fraction, seed)
+        kept, held = stratified_split(labels, validation_fraction, seed)
         splits = {
             "train": training[kept],
             "validation": training[held],
