@@ -25,11 +25,10 @@ import numpy as np
 import transformers
 from datasets import DatasetDict
 from tqdm.auto import tqdm
-from transformers import EvalPrediction
 
 from .audio import AudioDecodingError, check_long_enough, load_audio
 from .data.manifest import ManifestError, ManifestOptions, load_manifest
-from .metrics import compute_metrics
+from .metrics import score_probabilities
 from .pipeline import TASK, register_pipeline
 
 EXIT_BAD_INPUT = 2
@@ -257,9 +256,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         probabilities.append(row_probabilities)
     if not references:
         raise UserError(f"{manifest.path}: no readable rows to evaluate")
-    # log-probabilities are logits with the same argmax and softmax, so compute_metrics serves as is.
-    log_probabilities = np.log(np.clip(np.stack(probabilities), 1e-38, None))
-    metrics = compute_metrics(EvalPrediction(predictions=log_probabilities, label_ids=np.array(references)))
+    metrics = score_probabilities(np.array(references), np.stack(probabilities))
     metrics["num_examples"] = len(references)
     text = json.dumps(metrics, indent=2)
     print(text)

@@ -24,7 +24,7 @@ from transformers.utils import logging
 from .arguments import DataArguments, IemocapArguments, ManifestArguments, ModelArguments
 from .collator import DataCollatorForAudioText
 from .data.splits import with_validation_split
-from .metrics import compute_metrics
+from .metrics import METRICS, compute_metrics
 from .modeling_turbo import TurboForAudioTextClassification
 from .processing_turbo import TurboProcessor
 from .trainer import TurboTrainer, TurboTrainingArguments
@@ -305,7 +305,7 @@ def _check_binary_metric(training_args: TurboTrainingArguments, splits: DatasetD
     """EER and ACC model selection only exist for two classes: say so before training starts."""
     metric = (training_args.metric_for_best_model or "").removeprefix("eval_")
     names = splits["train"].features["label"].names
-    if metric in ("eer", "acc") and len(names) != 2:
+    if metric in METRICS and METRICS[metric].binary_only and len(names) != 2:
         raise ValueError(
             f"--metric_for_best_model {metric} needs a binary task, but {source} has {len(names)} classes "
             f"{names}; pass --metric_for_best_model ua"
@@ -325,7 +325,7 @@ def summarize_folds(
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
         summary[key] = {"mean": mean, "std": std}
-        rows.append(f"| {key.upper()} | {100 * mean:.2f} ± {100 * std:.2f} | {len(values)} |")
+        rows.append(f"| {METRICS[key].display_name} | {100 * mean:.2f} ± {100 * std:.2f} | {len(values)} |")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))

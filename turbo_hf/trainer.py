@@ -9,20 +9,15 @@ import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 from transformers.utils import logging
 
+from .metrics import greater_is_better
+from .modeling_turbo import TurboClassifierOutput
 from .sampling import DurationGroupedSampler
 
 logger = logging.get_logger(__name__)
 
-# Loss parts of TurboClassifierOutput logged beside the total loss, under these names.
-LOSS_PARTS = {
-    "ce_loss": "ce_loss",
-    "in_modal_loss": "in_modal_loss",
-    "cross_modal_loss": "cross_modal_loss",
-    "contrastive_loss": "contrastive_loss",
-}
+# The loss parts of the model's output (every `*_loss` field but the total), logged under their names.
+_LOSS_PARTS = tuple(name for name in TurboClassifierOutput.__dataclass_fields__ if name.endswith("_loss"))
 _ENCODER_PREFIXES = ("audio_model.", "text_model.")
-# Metrics of `metrics.py` where lower is better, besides losses.
-LOWER_IS_BETTER_METRICS = frozenset({"eer"})
 
 
 @dataclass
@@ -63,10 +58,9 @@ class TurboTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         # transformers infers greater_is_better from a "loss" suffix only; an error rate such as EER
-        # would then keep the worst checkpoint. An explicit greater_is_better still wins.
+        # would then keep the worst checkpoint (metrics.METRICS knows). An explicit value still wins.
         if self.greater_is_better is None and self.metric_for_best_model is not None:
-            metric = self.metric_for_best_model.removeprefix("eval_")
-            self.greater_is_better = not (metric in LOWER_IS_BETTER_METRICS or metric.endswith("loss"))
+            self.greater_is_better = greater_is_better(self.metric_for_best_model)
         super().__post_init__()
 
 
@@ -142,12 +136,12 @@ class TurboTrainer(Trainer):
         rows = outputs.logits.shape[0]
         if mode == "eval":
             self._eval_rows += rows
-        for field_name, log_name in LOSS_PARTS.items():
-            value = outputs.get(field_name)
+        for name in _LOSS_PARTS:
+            value = outputs.get(name)
             if value is not None:
                 # Kept on device: no host sync and no collective per step; reduced when logged.
                 value = value.detach().float()
-                self._loss_parts[mode][log_name].append(value * rows if mode == "eval" else value)
+                self._loss_parts[mode][name].append(value * rows if mode == "eval" else value)
         loss = outputs.loss
         return (loss, outputs) if return_outputs else loss
 
@@ -241,4 +235,4 @@ class TurboTrainer(Trainer):
         return optimizer
 
 
-__all__ = ["TurboTrainer", "TurboTrainingArguments", "LOSS_PARTS"]
+__all__ = ["TurboTrainer", "TurboTrainingArguments"]
