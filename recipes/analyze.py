@@ -93,7 +93,7 @@ def main(argv=None) -> dict:
         processor = TurboProcessor.from_pretrained(model_dir)
         model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         embeddings = embed(
-            model, split, DataCollatorForAudioText(processor, training=False), batch_size=args.batch_size
+            model, split, DataCollatorForAudioText(processor), batch_size=args.batch_size
         )
         method, seed = run_name(model_dir)
         numbers = {

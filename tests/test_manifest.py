@@ -142,7 +142,7 @@ def test_unlabelled_manifest_for_prediction(tmp_path, clips):
 def test_output_feeds_the_collator(tmp_path, clips):
     path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label", "split"], _rows())
     data = load_manifest(path)
-    collator = DataCollatorForAudioText(TurboModelTester().processor, training=False)
+    collator = DataCollatorForAudioText(TurboModelTester().processor)
     batch = collator([data["train"][0], data["test"][0]])
     assert batch["labels"].tolist() == [1, 1]
     assert batch["input_values"].shape == (2, 12000)  # 0.75 s at 16 kHz, the longer clip

@@ -7,7 +7,7 @@ import soundfile as sf
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers import AutoModel, AutoProcessor
 
-from turbo_hf import DataCollatorForAudioText, TurboForAudioTextClassification, TurboProcessor
+from turbo_hf import DataCollatorForAudioText, DecodeAndCrop, TurboForAudioTextClassification, TurboProcessor
 from turbo_hf.arguments import DataArguments, IemocapArguments, ModelArguments, parse_recipe_arguments
 from turbo_hf.experiment import summarize_folds, train_and_evaluate
 from turbo_hf.metrics import compute_metrics
@@ -82,10 +82,11 @@ def _trainer(encoders, splits, args, loss_mode="turbo"):
     return TurboTrainer(
         model=model,
         args=args,
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
-        data_collator=DataCollatorForAudioText(processor, max_duration=0.5),
-        eval_data_collator=DataCollatorForAudioText(processor, training=False),
+        train_dataset=splits["train"].with_transform(
+            DecodeAndCrop(16000, max_duration=0.5, random_crop=True)
+        ),
+        eval_dataset=splits["validation"].with_transform(DecodeAndCrop(16000)),
+        data_collator=DataCollatorForAudioText(processor),
         processing_class=processor,
         compute_metrics=compute_metrics,
     )
@@ -284,6 +285,11 @@ def test_group_by_length_batches_utterances_of_similar_duration(tmp_path, encode
     trainer = _trainer(encoders, DatasetDict(train=train, validation=splits["validation"]), args)
     sampler = trainer._get_train_sampler()
     order = list(sampler)
+
+    def decode_nothing(batch):
+        raise AssertionError("reading the durations ran the split's audio transform")
+
+    assert list(trainer._get_train_sampler(train.with_transform(decode_nothing))) == order
     assert sorted(order) == list(range(12))
     durations = train["duration"]
     batches = [sorted(durations[i] for i in order[k : k + 4]) for k in range(0, 12, 4)]

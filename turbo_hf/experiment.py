@@ -22,7 +22,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from .arguments import DataArguments, IemocapArguments, ManifestArguments, ModelArguments
-from .collator import DataCollatorForAudioText
+from .collator import DataCollatorForAudioText, DecodeAndCrop
 from .data.splits import with_validation_split
 from .metrics import METRICS, compute_metrics
 from .modeling_turbo import TurboForAudioTextClassification
@@ -125,23 +125,22 @@ def train_and_evaluate(
     if data_args.max_text_length is not None:
         # Saved with the processor: the pipeline and the CLI then truncate transcripts as training did.
         processor.tokenizer.model_max_length = data_args.max_text_length
-    collator_kwargs = dict(
-        processor=processor,
-        max_duration=data_args.max_duration,
-        eval_max_duration=data_args.eval_max_duration,
-        max_text_length=data_args.max_text_length,
-        min_samples=model.receptive_field_samples,
-    )
+    # Training reads a random window of each utterance, evaluation the whole (or its centre).
+    rate = processor.sampling_rate
+    train = datasets["train"].with_transform(DecodeAndCrop(rate, data_args.max_duration, random_crop=True))
+    evaluation = DecodeAndCrop(rate, data_args.eval_max_duration)
+    validation, test = (datasets[name].with_transform(evaluation) for name in ("validation", "test"))
     # The Trainer would push every checkpoint with its own generic card; we push once, at the end,
     # with a card that states the method and the test results.
     push_to_hub = training_args.push_to_hub
     trainer = TurboTrainer(
         model=model,
         args=dataclasses.replace(training_args, push_to_hub=False),
-        train_dataset=datasets["train"],
-        eval_dataset=datasets["validation"],
-        data_collator=DataCollatorForAudioText(training=True, **collator_kwargs),
-        eval_data_collator=DataCollatorForAudioText(training=False, **collator_kwargs),
+        train_dataset=train,
+        eval_dataset=validation,
+        data_collator=DataCollatorForAudioText(
+            processor, max_text_length=data_args.max_text_length, min_samples=model.receptive_field_samples
+        ),
         processing_class=processor,
         compute_metrics=compute_metrics,
     )
@@ -154,10 +153,10 @@ def train_and_evaluate(
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
 
-    metrics = trainer.evaluate(datasets["validation"], metric_key_prefix="eval")
+    metrics = trainer.evaluate(validation, metric_key_prefix="eval")
     trainer.log_metrics("eval", metrics)
     trainer.save_metrics("eval", metrics)
-    test_metrics = trainer.evaluate(datasets["test"], metric_key_prefix="test")
+    test_metrics = trainer.evaluate(test, metric_key_prefix="test")
     trainer.log_metrics("test", test_metrics)
     trainer.save_metrics("test", test_metrics)
     if push_to_hub and trainer.is_world_process_zero():

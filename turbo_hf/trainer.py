@@ -68,11 +68,8 @@ class TurboTrainer(Trainer):
     """Trainer that logs the mean CE, in-modal and cross-modal losses beside the total at every
     logging step (and in evaluation), and gives the encoders their own learning rate if asked."""
 
-    def __init__(self, *args, eval_data_collator=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Training crops audio at random; evaluation keeps whole utterances. The Trainer has one
-        # collator for both, so evaluation and test loaders swap this one in.
-        self.eval_data_collator = eval_data_collator
         self._loss_parts = {"train": defaultdict(list), "eval": defaultdict(list)}
         # Evaluation weights every batch by its rows, as the Trainer does for `eval_loss`.
         self._eval_rows = 0
@@ -109,26 +106,12 @@ class TurboTrainer(Trainer):
                 "(turbo_hf.audio.audio_duration) or set --length_column_name"
             )
         return DurationGroupedSampler(
-            dataset[column],
+            # Read past the split's transform (DecodeAndCrop), which would decode every row's audio.
+            dataset.with_format(None)[column],
             self.args.train_batch_size * self.args.gradient_accumulation_steps,
             seed=self.args.seed,
             num_processes=self.args.world_size,
         )
-
-    def _with_eval_collator(self, build):
-        if self.eval_data_collator is None:
-            return build()
-        train_collator, self.data_collator = self.data_collator, self.eval_data_collator
-        try:
-            return build()
-        finally:
-            self.data_collator = train_collator
-
-    def get_eval_dataloader(self, eval_dataset=None):
-        return self._with_eval_collator(lambda: super(TurboTrainer, self).get_eval_dataloader(eval_dataset))
-
-    def get_test_dataloader(self, test_dataset):
-        return self._with_eval_collator(lambda: super(TurboTrainer, self).get_test_dataloader(test_dataset))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
