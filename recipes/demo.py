@@ -105,7 +105,7 @@ def predict_one(model_dir: Path, corpus: Path) -> None:
 
     example = load_iemocap(corpus, protocol="session", fold=0)["test"][0]
     classifier = pipeline("audio-text-classification", model=str(model_dir))
-    prediction = classifier({"audio": example["audio"], "text": example["text"]}, top_k=2)
+    prediction = classifier({"audio": example["audio"], "text": example["text"]}, top_k=2)["labels"]
     true_label = example["label"]
     print(f"\nPrediction with the saved Turbo model ({model_dir}):")
     print(f"  audio: {example['audio']}\n  text:  {example['text']!r}")

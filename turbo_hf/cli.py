@@ -1,6 +1,6 @@
 """`turbo-hf`: classify audio + transcripts, or score a labelled manifest, from the command line.
 
-    turbo-hf predict MODEL --audio a.wav --text "the transcript"            # JSON of the labels
+    turbo-hf predict MODEL --audio a.wav --text "the transcript"            # JSON: labels, transcript
     turbo-hf predict MODEL --manifest m.csv --output predictions.jsonl     # one JSON line per row
     turbo-hf predict MODEL --manifest m.csv --split test                    # only the test rows
     turbo-hf evaluate MODEL --manifest m.csv --split test                   # WA, UA, macro F1 (+ ACC, EER)
@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .audio import AudioDecodingError, check_long_enough, load_audio
 from .data.manifest import ManifestError, ManifestOptions, load_manifest
 from .metrics import score_probabilities
-from .pipeline import TASK, register_pipeline
+from .pipeline import TASK, label_names, register_pipeline
 
 EXIT_BAD_INPUT = 2
 # Added to each manifest row by the loader so that a row that fails later is still named file:line.
@@ -188,11 +188,8 @@ def _classify_rows(
                 inputs.append({"audio": waveform, "sampling_rate": rate, "text": text})
             outputs = pipe(inputs, batch_size=args.batch_size, top_k=top_k) if inputs else []
             for row, model_input, output in zip(rows, inputs, outputs):
-                if isinstance(output, dict):  # the pipeline has an ASR model
-                    transcript = output["transcript"] if model_input["text"] is None else None
-                    yield row, output["labels"], transcript
-                else:
-                    yield row, output, None
+                transcribed = model_input["text"] is None
+                yield row, output["labels"], output["transcript"] if transcribed else None
             progress.update(min(chunk, len(manifest.data) - start))
 
 
@@ -242,8 +239,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.manifest is None:
         raise UserError("evaluate needs --manifest, a labelled CSV / TSV / JSONL file")
     pipe = _load_pipeline(args)
-    config = pipe.model.config
-    labels = [config.id2label[index] for index in range(config.num_labels)]
+    labels = label_names(pipe.model.config)
     manifest = _Manifest(args, labels=labels, split_required=True)
 
     label2id = {name: index for index, name in enumerate(labels)}

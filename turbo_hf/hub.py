@@ -17,7 +17,7 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from .metrics import METRICS, PAPER_CITATION
 from .modeling_turbo import TurboForAudioTextClassification
-from .pipeline import TASK
+from .pipeline import TASK, label_names
 from .processing_turbo import TurboProcessor
 
 # The Hub's fixed list of pipeline tags has no audio+text classification; audio-classification is the
@@ -59,11 +59,6 @@ def _encoder_ids(model: TurboForAudioTextClassification) -> list[str]:
     return [name for name in names if _looks_like_hub_id(name)]
 
 
-def _label_names(model: TurboForAudioTextClassification) -> list[str]:
-    id2label = model.config.id2label
-    return [str(id2label[index]) for index in range(model.config.num_labels)]
-
-
 def _describe_encoder(config) -> str:
     name = config._name_or_path if _looks_like_hub_id(config._name_or_path) else None
     return (
@@ -96,7 +91,7 @@ def build_model_card(
     `repo_id` names the model in the card and its usage examples.
     """
     config = model.config
-    labels = _label_names(model)
+    labels = label_names(config)
     base_models = list(base_model_ids) if base_model_ids is not None else _encoder_ids(model)
     metrics = _known_metrics(eval_results)
     model_name = repo_id.split("/")[-1] if repo_id else "turbo-audio-text-classifier"
