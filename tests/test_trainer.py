@@ -5,10 +5,23 @@ import numpy as np
 import pytest
 import soundfile as sf
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-from transformers import AutoModel, AutoProcessor
+from huggingface_hub.dataclasses import strict
+from transformers import AutoModel, AutoProcessor, HfArgumentParser, PreTrainedConfig
 
-from turbo_hf import DataCollatorForAudioText, DecodeAndCrop, TurboForAudioTextClassification, TurboProcessor
-from turbo_hf.arguments import DataArguments, IemocapArguments, ModelArguments, parse_recipe_arguments
+from turbo_hf import (
+    DataCollatorForAudioText,
+    DecodeAndCrop,
+    TurboConfig,
+    TurboForAudioTextClassification,
+    TurboProcessor,
+)
+from turbo_hf.arguments import (
+    DataArguments,
+    IemocapArguments,
+    ModelArguments,
+    parse_recipe_arguments,
+    with_config_fields,
+)
 from turbo_hf.experiment import summarize_folds, train_and_evaluate
 from turbo_hf.metrics import compute_metrics
 from turbo_hf.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
@@ -392,3 +405,56 @@ def test_a_manifest_split_value_that_is_no_split_name_is_an_error_not_dropped_ro
         run_manifest(
             ModelArguments(), DataArguments(), ManifestArguments(manifest=str(manifest)), training_args
         )
+
+
+def _turbo_hyperparameters() -> list[dataclasses.Field]:
+    inherited = {config_field.name for config_field in dataclasses.fields(PreTrainedConfig)}
+    return [
+        config_field
+        for config_field in dataclasses.fields(TurboConfig)
+        if config_field.name not in inherited and config_field.name not in TurboConfig.sub_configs_defaults
+    ]
+
+
+def test_every_turbo_config_hyperparameter_is_a_recipe_argument_with_its_default_and_help(tmp_path):
+    own = _turbo_hyperparameters()
+    assert {"loss_mode", "ce_weight", "temperature", "dropout", "encoder_layerdrop"} <= {f.name for f in own}
+    arguments = {argument.name: argument for argument in dataclasses.fields(ModelArguments)}
+    for config_field in own:
+        argument = arguments[config_field.name]
+        assert argument.default == config_field.default, config_field.name
+        assert len(argument.metadata["help"]) > len("TurboConfig: ") + 10, config_field.name  # docstring text
+    assert ModelArguments().turbo_config_kwargs() == {f.name: f.default for f in own}
+    types = (ModelArguments, DataArguments, IemocapArguments, TurboTrainingArguments)
+    model_args, *_ = parse_recipe_arguments(
+        types,
+        {},
+        ["--output_dir", str(tmp_path), "--encoder_layerdrop", "0.1", "--no_gather_across_processes"],
+    )
+    kwargs = model_args.turbo_config_kwargs()
+    assert kwargs["encoder_layerdrop"] == 0.1 and kwargs["gather_across_processes"] is False
+    config = TurboConfig(**kwargs)
+    assert config.encoder_layerdrop == 0.1 and config.audio_config.layerdrop == 0.1
+
+
+def test_a_config_field_without_a_flag_type_is_a_yaml_argument():
+    @strict
+    class WeightedConfig(TurboConfig):
+        """
+        Args:
+            class_weights (`list[float]` or `str`, *optional*):
+                Cross-entropy weight of each class, or "balanced".
+        """
+
+        class_weights: list[float] | str | None = None
+
+    @with_config_fields(WeightedConfig)
+    class Arguments:
+        pass
+
+    (parsed,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(["--class_weights", "[1.0, 2.5]"])
+    assert ModelArguments.turbo_config_kwargs(parsed)["class_weights"] == [1.0, 2.5]
+    (balanced,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(["--class_weights", "balanced"])
+    assert ModelArguments.turbo_config_kwargs(balanced)["class_weights"] == "balanced"
+    help_text = {argument.name: argument.metadata["help"] for argument in dataclasses.fields(Arguments)}
+    assert help_text["class_weights"].startswith("WeightedConfig: Cross-entropy weight of each class")
