@@ -22,7 +22,8 @@ from turbo_hf.arguments import (
     parse_recipe_arguments,
     with_config_fields,
 )
-from turbo_hf.experiment import summarize_folds, train_and_evaluate
+from turbo_hf.experiment import train_and_evaluate
+from turbo_hf.folds import summarize_folds
 from turbo_hf.metrics import compute_metrics
 from turbo_hf.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
 from turbo_hf.trainer import TurboTrainer, TurboTrainingArguments
@@ -317,38 +318,36 @@ def test_group_by_length_without_the_length_column_is_an_error_naming_it(tmp_pat
 
 
 def test_every_fold_gets_its_own_folder_and_hub_repository(tmp_path):
-    from turbo_hf.experiment import _fold_output_dir
+    from turbo_hf.folds import fold_training_args
 
     args = TurboTrainingArguments(output_dir=str(tmp_path / "iemocap"), report_to="none")
-    fold = _fold_output_dir(args, 3, many=True)
+    fold = fold_training_args(args, 3, many=True)
     assert fold.output_dir == str(tmp_path / "iemocap" / "fold_3") and fold.hub_model_id == "iemocap-fold3"
-    assert _fold_output_dir(args, 3, many=False) is args
+    assert fold_training_args(args, 3, many=False) is args
     resumed = TurboTrainingArguments(
         output_dir=str(tmp_path), resume_from_checkpoint="ckpt", report_to="none"
     )
     with pytest.raises(ValueError, match="--fold N"):
-        _fold_output_dir(resumed, 0, many=True)
+        fold_training_args(resumed, 0, many=True)
     last = dataclasses.replace(resumed, resume_from_checkpoint="last")
-    assert _fold_output_dir(last, 2, many=True).resume_from_checkpoint == "last"
+    assert fold_training_args(last, 2, many=True).resume_from_checkpoint == "last"
 
 
 def test_resume_last_finds_the_newest_checkpoint_and_a_fresh_run_warns_about_old_ones(tmp_path, caplog):
-    from turbo_hf.experiment import _checkpoint_to_resume
-
     args = TurboTrainingArguments(output_dir=str(tmp_path), report_to="none")
     with pytest.raises(ValueError, match="no checkpoint-\\* folder"):
-        _checkpoint_to_resume(dataclasses.replace(args, resume_from_checkpoint="last"))
+        dataclasses.replace(args, resume_from_checkpoint="last").checkpoint_to_resume()
     for step in (2, 10):
         (tmp_path / f"checkpoint-{step}").mkdir()
-    assert _checkpoint_to_resume(dataclasses.replace(args, resume_from_checkpoint="True")) == str(
+    assert dataclasses.replace(args, resume_from_checkpoint="True").checkpoint_to_resume() == str(
         tmp_path / "checkpoint-10"
     )
     # A yaml / json config gives `true` as a bool.
-    assert _checkpoint_to_resume(dataclasses.replace(args, resume_from_checkpoint=True)) == str(
+    assert dataclasses.replace(args, resume_from_checkpoint=True).checkpoint_to_resume() == str(
         tmp_path / "checkpoint-10"
     )
     with caplog.at_level("WARNING", logger="turbo_hf"):
-        assert _checkpoint_to_resume(args) is None
+        assert args.checkpoint_to_resume() is None
     assert "already holds checkpoints (newest: checkpoint-10)" in caplog.text
 
 

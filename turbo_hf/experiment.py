@@ -5,10 +5,7 @@ arguments (`turbo_hf.arguments`) and call these."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging as py_logging
-import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,54 +15,18 @@ import numpy as np
 import transformers
 from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from .arguments import DataArguments, IemocapArguments, ManifestArguments, ModelArguments
 from .collator import DataCollatorForAudioText, DecodeAndCrop
 from .data.splits import with_validation_split
+from .folds import fold_training_args, resume_fold, select_folds, summarize_folds
 from .metrics import METRICS, compute_metrics
 from .modeling_turbo import TurboForAudioTextClassification
 from .processing_turbo import TurboProcessor
 from .trainer import TurboTrainer, TurboTrainingArguments
 
 logger = logging.get_logger(__name__)
-
-
-# `--resume_from_checkpoint last` (or `true`): the newest checkpoint-* folder of output_dir.
-RESUME_LAST = frozenset({"last", "true"})
-
-
-def _resumes_last(training_args: TurboTrainingArguments) -> bool:
-    value = training_args.resume_from_checkpoint
-    # A yaml / json config gives `true` as a bool; the command line gives the string.
-    return value is True or (isinstance(value, str) and value.lower() in RESUME_LAST)
-
-
-def _last_checkpoint(output_dir: str) -> str | None:
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-
-
-def _checkpoint_to_resume(training_args: TurboTrainingArguments) -> str | None:
-    """The checkpoint `trainer.train` resumes from, or None; warns about checkpoints left unused."""
-    output_dir = training_args.output_dir
-    last = _last_checkpoint(output_dir)
-    if _resumes_last(training_args):
-        if last is None:
-            raise ValueError(
-                f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: no checkpoint-* "
-                f"folder in {output_dir}"
-            )
-        logger.info("Resuming from %s", last)
-        return last
-    if training_args.resume_from_checkpoint is None and last is not None:
-        logger.warning(
-            "%s already holds checkpoints (newest: %s) from an earlier run; this run starts afresh beside them. "
-            "Pass --resume_from_checkpoint last to continue that run instead, or pick another --output_dir.",
-            output_dir,
-            os.path.basename(last),
-        )
-    return training_args.resume_from_checkpoint
 
 
 def build_model_and_processor(
@@ -145,7 +106,7 @@ def train_and_evaluate(
         compute_metrics=compute_metrics,
     )
 
-    train_result = trainer.train(resume_from_checkpoint=_checkpoint_to_resume(training_args))
+    train_result = trainer.train(resume_from_checkpoint=training_args.checkpoint_to_resume())
     # Early stopping watches validation only; the final evaluations below must not feed it.
     trainer.remove_callback(EarlyStoppingCallback)
     trainer.save_model()
@@ -195,24 +156,6 @@ def setup_logging(training_args: TurboTrainingArguments) -> None:
     py_logging.getLogger("turbo_hf").setLevel(level)
 
 
-def _fold_output_dir(training_args: TurboTrainingArguments, fold: int, many: bool) -> TurboTrainingArguments:
-    """With several folds: each in output_dir/fold_k, and pushed (if asked) to its own `<repo>-fold<k>`."""
-    if not many:
-        return training_args
-    if training_args.resume_from_checkpoint and not _resumes_last(training_args):
-        raise ValueError(
-            "--resume_from_checkpoint names one checkpoint, but --fold all trains several folds; pass "
-            "--resume_from_checkpoint last to go on where the run stopped, or resume one fold with --fold N "
-            "--output_dir <output_dir>/fold_N"
-        )
-    repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
-    return dataclasses.replace(
-        training_args,
-        output_dir=os.path.join(training_args.output_dir, f"fold_{fold}"),
-        hub_model_id=f"{repo_id}-fold{fold}",
-    )
-
-
 def run_iemocap(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -231,39 +174,26 @@ def run_iemocap(
             f"--protocol must be one of {sorted(IEMOCAP_NUM_FOLDS)}, got {iemocap_args.protocol!r}"
         )
     num_folds = IEMOCAP_NUM_FOLDS[iemocap_args.protocol]
-    if iemocap_args.fold == "all":
-        folds = list(range(num_folds))
-    elif iemocap_args.fold.isdigit() and int(iemocap_args.fold) < num_folds:
-        folds = [int(iemocap_args.fold)]
-    else:
-        raise ValueError(f"--fold must be 0..{num_folds - 1} or 'all' for protocol {iemocap_args.protocol!r}")
-
+    folds = select_folds(iemocap_args.fold, num_folds, iemocap_args.protocol)
+    many = len(folds) > 1
     fold_metrics = []
     for fold in folds:
         logger.info("IEMOCAP %s protocol, fold %d of %d", iemocap_args.protocol, fold, num_folds)
-        fold_args = _fold_output_dir(training_args, fold, many=len(folds) > 1)
-        finished = Path(fold_args.output_dir) / "test_results.json"
-        if len(folds) > 1 and _resumes_last(training_args):
-            if finished.is_file():
-                logger.info("fold %d finished in an earlier run: its %s is reused", fold, finished)
-                fold_metrics.append({"fold": fold, **json.loads(finished.read_text())})
-                continue
-            if _last_checkpoint(fold_args.output_dir) is None:
-                # Folds the stopped run never reached start from scratch.
-                fold_args = dataclasses.replace(fold_args, resume_from_checkpoint=None)
-        splits = load_iemocap(
-            iemocap_args.iemocap_root,
-            protocol=iemocap_args.protocol,
-            fold=fold,
-            validation_fraction=iemocap_args.validation_fraction,
-            seed=training_args.seed,
-            on_missing=iemocap_args.on_missing,
-        )
-        metrics = train_and_evaluate(model_args, data_args, fold_args, splits)
+        fold_args, metrics = fold_training_args(training_args, fold, many), None
+        if many and training_args.resumes_last:
+            fold_args, metrics = resume_fold(fold_args, fold)
+        if metrics is None:
+            splits = load_iemocap(
+                iemocap_args.iemocap_root,
+                protocol=iemocap_args.protocol,
+                fold=fold,
+                validation_fraction=iemocap_args.validation_fraction,
+                seed=training_args.seed,
+                on_missing=iemocap_args.on_missing,
+            )
+            metrics = train_and_evaluate(model_args, data_args, fold_args, splits)
         fold_metrics.append({"fold": fold, **metrics})
-    if len(folds) == 1:
-        return fold_metrics[0]
-    return summarize_folds(fold_metrics, training_args.output_dir)
+    return summarize_folds(fold_metrics, training_args.output_dir) if many else fold_metrics[0]
 
 
 def run_manifest(
@@ -311,32 +241,9 @@ def _check_binary_metric(training_args: TurboTrainingArguments, splits: DatasetD
         )
 
 
-def summarize_folds(
-    fold_metrics: list[dict[str, float]], output_dir: str | os.PathLike, keys=("wa", "ua")
-) -> dict:
-    """Mean ± std over folds of each metric; writes summary.json and summary.md in `output_dir`."""
-    summary: dict[str, Any] = {"num_folds": len(fold_metrics), "folds": fold_metrics}
-    rows = []
-    for key in keys:
-        values = [m[f"test_{key}"] for m in fold_metrics if f"test_{key}" in m]
-        if not values:
-            continue
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-        summary[key] = {"mean": mean, "std": std}
-        rows.append(f"| {METRICS[key].display_name} | {100 * mean:.2f} ± {100 * std:.2f} | {len(values)} |")
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    table = ["| metric | mean ± std (%) | folds |", "|---|---|---|", *rows]
-    (output_dir / "summary.md").write_text("\n".join(table) + "\n")
-    return summary
-
-
 __all__ = [
     "build_model_and_processor",
     "train_and_evaluate",
-    "summarize_folds",
     "setup_logging",
     "run_iemocap",
     "run_manifest",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from .metrics import greater_is_better
@@ -56,12 +58,45 @@ class TurboTrainingArguments(TrainingArguments):
         },
     )
 
+    @property
+    def resumes_last(self) -> bool:
+        """`--resume_from_checkpoint last` (or `true`): go on from the newest checkpoint-* of output_dir."""
+        value = self.resume_from_checkpoint
+        # A yaml / json config gives `true` as a bool; the command line gives the string.
+        return value is True or (isinstance(value, str) and value.lower() in ("last", "true"))
+
+    def checkpoint_to_resume(self) -> str | None:
+        """The checkpoint `trainer.train` resumes from, or None; warns about checkpoints left unused."""
+        last = last_checkpoint(self.output_dir)
+        if self.resumes_last:
+            if last is None:
+                raise ValueError(
+                    f"--resume_from_checkpoint {self.resume_from_checkpoint}: no checkpoint-* folder in "
+                    f"{self.output_dir}"
+                )
+            logger.info("Resuming from %s", last)
+            return last
+        if self.resume_from_checkpoint is None and last is not None:
+            logger.warning(
+                "%s already holds checkpoints (newest: %s) from an earlier run; this run starts afresh beside "
+                "them. Pass --resume_from_checkpoint last to continue that run instead, or pick another "
+                "--output_dir.",
+                self.output_dir,
+                os.path.basename(last),
+            )
+        return self.resume_from_checkpoint
+
     def __post_init__(self):
         # transformers infers greater_is_better from a "loss" suffix only; an error rate such as EER
         # would then keep the worst checkpoint (metrics.METRICS knows). An explicit value still wins.
         if self.greater_is_better is None and self.metric_for_best_model is not None:
             self.greater_is_better = greater_is_better(self.metric_for_best_model)
         super().__post_init__()
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The newest checkpoint-* folder of `output_dir`, or None."""
+    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
 class TurboTrainer(Trainer):
