@@ -33,7 +33,7 @@ logger = logging.get_logger(__name__)
 
 _STANDARD_COLUMNS = ("id", "audio", "text", "label", "duration")
 _MAX_REASONS_LOGGED = 5
-ON_BAD_ROW = ("raise", "skip")
+_ON_BAD_ROW = ("raise", "skip")
 
 
 @dataclass
@@ -68,7 +68,7 @@ class ManifestOptions:
     )
 
     def __post_init__(self):
-        if self.on_bad_row not in ON_BAD_ROW:
+        if self.on_bad_row not in _ON_BAD_ROW:
             raise ValueError(f"on_bad_row must be 'raise' or 'skip', got {self.on_bad_row!r}")
 
 
@@ -83,7 +83,7 @@ class _BadRow(Exception):
     """Internal: a row-level problem, raised or skipped according to `on_bad_row`."""
 
 
-Rows = list[tuple[int, Any]]  # (file line, row dict, parse error reason or output record)
+_Rows = list[tuple[int, Any]]  # (file line, row dict, parse error reason or output record)
 
 
 def load_manifest(
@@ -213,7 +213,7 @@ def _row_spec(
     )
 
 
-def _check_rows(rows: Rows, spec: _RowSpec, line_column: str | None) -> tuple[Rows, list[SkippedRow]]:
+def _check_rows(rows: _Rows, spec: _RowSpec, line_column: str | None) -> tuple[_Rows, list[SkippedRow]]:
     """(line, output record) of the good rows, and (line, reason) of the bad ones."""
     kept, problems = [], []
     for line, row in rows:
@@ -277,7 +277,7 @@ def _report(path: Path, problems: list[SkippedRow], on_bad_row: str, total: str)
     logger.warning(f"{path}: skipped {len(problems)} of {total}; first: {first}")
 
 
-def _warn_about_content(path: Path, kept: Rows, expect_empty_text: bool) -> None:
+def _warn_about_content(path: Path, kept: _Rows, expect_empty_text: bool) -> None:
     """One warning for empty transcripts and one for repeated ids: legal, but worth a look.
 
     With `expect_empty_text` (text_optional: a recognizer will transcribe them) the count is only logged.
@@ -297,7 +297,7 @@ def _warn_about_content(path: Path, kept: Rows, expect_empty_text: bool) -> None
 
 
 # -- durations ---------------------------------------------------------------------------------------
-def _add_durations(kept: Rows, num_proc: int | None) -> tuple[Rows, list[SkippedRow]]:
+def _add_durations(kept: _Rows, num_proc: int | None) -> tuple[_Rows, list[SkippedRow]]:
     """Each row's `duration` from its file header; a header that is not usable audio makes a bad row.
 
     Headers of 10,000 wav files take ~0.6 s serially from the page cache, and threads were slower
@@ -352,7 +352,7 @@ def _class_names(path: Path, values: list[tuple[int, str]], labels: Sequence[str
 
 def _build(
     path: Path,
-    kept: Rows,
+    kept: _Rows,
     spec: _RowSpec,
     labels: Sequence[str] | None,
     label_values: list[tuple[int, str]],
