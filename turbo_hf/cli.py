@@ -42,12 +42,19 @@ class UserError(Exception):
 
 
 # -- argument parsing ----------------------------------------------------------------------------------
+# What a column flag means on the command line beyond its ManifestOptions help.
+_COLUMN_NOTES = {"text_column": " Without this flag the column may be absent with --asr-model."}
+
+
 def _add_column_flags(parser: argparse.ArgumentParser, *names: str) -> None:
     """`--audio-column` ... from ManifestOptions; None when not given, so that `_Manifest` knows."""
     for option in dataclasses.fields(ManifestOptions):
         if option.name in names:
-            flag = "--" + option.name.replace("_", "-")
-            parser.add_argument(flag, help=f"{option.metadata['help']} Default: {option.default}.")
+            note = _COLUMN_NOTES.get(option.name, "")
+            parser.add_argument(
+                "--" + option.name.replace("_", "-"),
+                help=f"{option.metadata['help']} Default: {option.default}.{note}",
+            )
 
 
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +62,6 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--manifest", help="CSV / TSV / JSONL manifest (columns audio, text[, label, id, split])."
     )
-    # Without --text-column the text column may be absent with --asr-model (see _Manifest).
     _add_column_flags(parser, "audio_column", "text_column", "id_column", "split_column")
     parser.add_argument("--batch-size", type=int, default=8, help="Rows per model call.")
     parser.add_argument(
