@@ -1,5 +1,5 @@
-"""What the recipes share: building model + processor, one train/evaluate run, the IEMOCAP folds
-and the manifest run, and the summary of a cross-validation. The scripts in recipes/ parse their
+"""What the recipes run: building model + processor, one train/evaluate run, the IEMOCAP run (one
+fold or a cross-validation, see `folds.py`) and the manifest run. The scripts in recipes/ parse their
 arguments (`turbo_hf.arguments`) and call these."""
 
 from __future__ import annotations
