@@ -18,7 +18,7 @@ from transformers import (
 from turbo_hf import TurboForAudioTextClassification, TurboProcessor
 from turbo_hf.audio import AudioDecodingError, load_audio
 from turbo_hf.pipeline import TASK, AudioTextClassificationPipeline, register_pipeline
-from turbo_hf.tiny_encoders import tiny_audio_config, tiny_feature_extractor
+from turbo_hf.testing.tiny_encoders import tiny_audio_config, tiny_feature_extractor
 
 LABELS = ["neutral", "happy", "sad"]
 

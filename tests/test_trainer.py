@@ -25,7 +25,7 @@ from turbo_hf.arguments import (
 from turbo_hf.experiment import train_and_evaluate
 from turbo_hf.folds import summarize_folds
 from turbo_hf.metrics import compute_metrics
-from turbo_hf.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
+from turbo_hf.testing.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
 from turbo_hf.trainer import TurboTrainer, TurboTrainingArguments
 
 LABELS = ["neutral", "happy", "sad"]
@@ -388,8 +388,8 @@ def test_a_manifest_split_value_that_is_no_split_name_is_an_error_not_dropped_ro
     import csv
 
     from turbo_hf.arguments import ManifestArguments
-    from turbo_hf.data.synthetic import make_synthetic_corpus
     from turbo_hf.experiment import run_manifest
+    from turbo_hf.testing.synthetic import make_synthetic_corpus
 
     manifest = make_synthetic_corpus(tmp_path / "corpus", layout="manifest", n_per_class=2, seed=0)
     with open(manifest, newline="") as handle:
