@@ -27,7 +27,12 @@ from transformers.utils import logging as hf_logging
 
 from turbo_hf import TurboConfig, TurboForAudioTextClassification, TurboProcessor
 from turbo_hf.export import ONNX_FILE, export_onnx
-from turbo_hf.tiny_encoders import tiny_audio_config, tiny_feature_extractor, tiny_text_config, tiny_tokenizer
+from turbo_hf.testing.tiny_encoders import (
+    tiny_audio_config,
+    tiny_feature_extractor,
+    tiny_text_config,
+    tiny_tokenizer,
+)
 
 TINY_MODELS = {
     "tiny wav2vec2 (group norm) + bert": ("wav2vec2", {}),
