@@ -76,6 +76,8 @@ def measure(name: str, model, processor, args: argparse.Namespace) -> None:
         export_seconds = time.perf_counter() - started
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = args.threads
+        # Idle onnxruntime threads spin by default, which would slow the torch calls alternated with them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = onnxruntime.InferenceSession(str(Path(folder) / "onnx" / ONNX_FILE), options)
         saved = TurboProcessor.from_pretrained(Path(folder) / "onnx")
         print(f"\n{name}: export {export_seconds:.1f} s")
@@ -114,7 +116,12 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--seconds", type=float, nargs="+", default=[1.0, 4.0, 8.0])
     parser.add_argument("--repeats", type=int, default=5, help="Timed calls per measurement (median).")
-    parser.add_argument("--threads", type=int, default=2, help="Threads for torch and onnxruntime alike.")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="Threads for torch and onnxruntime alike (1: fair on a shared machine).",
+    )
     args = parser.parse_args()
     if (args.audio_model is None) != (args.text_model is None):
         parser.error("--audio-model and --text-model go together")

@@ -34,20 +34,25 @@ from typing import Any
 
 import numpy as np
 import torch
-import transformers
 from torch import nn
 from transformers.utils import logging
 
 from .configuration_turbo import TurboConfig
-from .modeling_turbo import TurboForAudioTextClassification
+from .export_info import (
+    AUDIO_AXIS,
+    BATCH_AXIS,
+    EXPORT_INFO_FILE,
+    ONNX_FILE,
+    TEXT_AXIS,
+    export_info,
+    export_readme,
+)
+from .modeling_turbo import TurboClassifierOutput, TurboForAudioTextClassification
 from .processing_turbo import TurboProcessor
 
 logger = logging.get_logger(__name__)
 
-ONNX_FILE = "model.onnx"
-EXPORT_INFO_FILE = "onnx_export.json"
 OUTPUT_NAMES = ("logits", "audio_embeds", "text_embeds")
-BATCH_AXIS, AUDIO_AXIS, TEXT_AXIS = "batch", "audio_length", "text_length"
 # The graph is traced on one batch and checked on another: of other sizes and lengths, so that an
 # axis the trace fixed shows up, and none of size 1 (torch.export treats sizes 0 and 1 as special).
 _TRACE_SECONDS = (1.0, 0.6)
@@ -102,10 +107,10 @@ def export_onnx(
     processor.save_pretrained(out_dir)
     seconds = time.perf_counter() - started
 
-    info = _export_info(model, processor, session, trace_batch, axes, opset_used)
+    info = export_info(model, processor, session, trace_batch, axes, opset_used)
     info["check"] = {"max_abs_difference": differences, "atol": atol, "input_shapes": _shapes(check_batch)}
     (out_dir / EXPORT_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "README.md").write_text(_readme(info), encoding="utf-8")
+    (out_dir / "README.md").write_text(export_readme(info), encoding="utf-8")
     logger.info(
         "exported %s in %.1f s; largest |logit difference| %.2g", graph_path, seconds, differences["logits"]
     )
@@ -166,7 +171,11 @@ def _load_model_and_processor(
             raise OnnxExportError(
                 f"{folder} holds no TurboProcessor (save the processor with the model): {_first_line(err)}"
             ) from err
-    return TurboForAudioTextClassification.from_pretrained(folder), processor
+    try:
+        model = TurboForAudioTextClassification.from_pretrained(folder)
+    except (OSError, ValueError) as err:
+        raise OnnxExportError(f"cannot load the model in {folder}: {_first_line(err)}") from err
+    return model, processor
 
 
 def _check_exportable(model: TurboForAudioTextClassification) -> None:
@@ -251,38 +260,38 @@ def _without_audio_length_check(model: TurboForAudioTextClassification) -> Itera
         delattr(model, name)
 
 
-def _signature_kwargs(processor_names: list[str], audio_input_name: str) -> dict[str, str]:
-    """The wrapper's parameter for each processor output (its audio input goes to `audio_inputs`)."""
-    return {name: "audio_inputs" if name == audio_input_name else name for name in processor_names}
+def _signature_kwargs(batch: dict[str, torch.Tensor]) -> dict[str, str]:
+    """The wrapper's parameter for each input of a processor batch (whose first input is the audio)."""
+    audio_input_name = next(iter(batch))
+    return {name: "audio_inputs" if name == audio_input_name else name for name in batch}
 
 
 def _trace(
     model: TurboForAudioTextClassification, batch: dict[str, torch.Tensor], axes: dict[str, dict[int, str]]
 ) -> torch.export.ExportedProgram:
-    audio_input_name = next(iter(batch))
-    parameters = _signature_kwargs(list(batch), audio_input_name)
+    parameters = _signature_kwargs(batch)
     kwargs = {parameters[name]: tensor for name, tensor in batch.items()}
     dynamic_shapes = {
         parameters[name]: {axis: torch.export.Dim.DYNAMIC for axis in named} or None
         for name, named in axes.items()
     }
-    try:
-        with _without_audio_length_check(model):
+    with _without_audio_length_check(model):
+        try:
             return torch.export.export(
                 _EvalOutputs(model), (), kwargs=kwargs, dynamic_shapes=dynamic_shapes, strict=False
             )
-    except Exception as err:  # torch.export raises many types; say which model failed and why
-        fixed = _fixed_axis(err, parameters, axes)
-        if fixed is not None:
+        except Exception as err:  # torch.export raises many types; say which model failed and why
+            fixed = _fixed_axis(err, parameters, axes)
+            if fixed is not None:
+                raise OnnxExportError(
+                    f"the model's code fixes the {fixed}, so the graph could not take other sizes "
+                    "(TORCH_LOGS='+dynamic' shows the guard that fixes it)"
+                ) from err
+            config = model.config
             raise OnnxExportError(
-                f"the model's code fixes the {fixed}, so the graph could not take other sizes "
-                "(TORCH_LOGS='+dynamic' shows the guard that fixes it)"
+                f"torch.export cannot trace the {config.audio_config.model_type} + "
+                f"{config.text_config.model_type} model: {_first_line(err)}"
             ) from err
-        config = model.config
-        raise OnnxExportError(
-            f"torch.export cannot trace the {config.audio_config.model_type} + {config.text_config.model_type} "
-            f"model: {_first_line(err)}"
-        ) from err
 
 
 def _fixed_axis(err: Exception, parameters: dict[str, str], axes: dict[str, dict[int, str]]) -> str | None:
@@ -300,9 +309,7 @@ def _fixed_axis(err: Exception, parameters: dict[str, str], axes: dict[str, dict
 
 def _graph_input_names(program: torch.export.ExportedProgram, batch: dict[str, torch.Tensor]) -> list[str]:
     """The processor's name of each traced input, in the program's order."""
-    by_parameter = {
-        parameter: name for name, parameter in _signature_kwargs(list(batch), next(iter(batch))).items()
-    }
+    by_parameter = {parameter: name for name, parameter in _signature_kwargs(batch).items()}
     return [by_parameter[parameter] for parameter in program.graph_signature.user_inputs]
 
 
@@ -334,7 +341,7 @@ def _write_onnx(
 
 # -- check and description ------------------------------------------------------------------------------
 def _compare_with_onnxruntime(
-    path: Path, batch: dict[str, torch.Tensor], expected, atol: float
+    path: Path, batch: dict[str, torch.Tensor], expected: TurboClassifierOutput, atol: float
 ) -> tuple[dict[str, float], Any]:
     import onnxruntime
 
@@ -354,98 +361,6 @@ def _compare_with_onnxruntime(
 
 def _shapes(batch: dict[str, torch.Tensor]) -> dict[str, list[int]]:
     return {name: list(tensor.shape) for name, tensor in batch.items()}
-
-
-def _export_info(
-    model: TurboForAudioTextClassification,
-    processor: TurboProcessor,
-    session,
-    trace_batch: dict[str, torch.Tensor],
-    axes: dict[str, dict[int, str]],
-    opset: int,
-) -> dict[str, Any]:
-    config = model.config
-    audio_input = processor.audio_input_name
-    audio_axis_fixed = trace_batch[audio_input].dim() - 1 not in axes[audio_input]
-    from . import __version__
-
-    return {
-        "graph": ONNX_FILE,
-        "opset": opset,
-        "inputs": [
-            {"name": item.name, "dtype": str(trace_batch[item.name].numpy().dtype), "shape": item.shape}
-            for item in session.get_inputs()
-        ],
-        "outputs": [
-            {"name": item.name, "dtype": "float32", "shape": item.shape} for item in session.get_outputs()
-        ],
-        "axes": {
-            BATCH_AXIS: "rows of the batch",
-            AUDIO_AXIS: f"padded length of {processor.audio_input_name} (the last axis) and of audio_attention_mask",
-            TEXT_AXIS: "padded token count of the transcripts",
-        },
-        "audio_input": processor.audio_input_name,
-        "audio_padding": "max_length" if audio_axis_fixed else "longest",
-        "sampling_rate": processor.sampling_rate,
-        "min_audio_samples": model.receptive_field_samples,
-        "id2label": {str(index): label for index, label in config.id2label.items()},
-        "audio_model_type": config.audio_config.model_type,
-        "text_model_type": config.text_config.model_type,
-        "exported_with": {
-            "turbo_hf": __version__,
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-        },
-    }
-
-
-def _readme(info: dict[str, Any]) -> str:
-    def rows(items: list[dict[str, Any]]) -> str:
-        return "\n".join(f"| `{item['name']}` | {item['dtype']} | {item['shape']} |" for item in items)
-
-    audio, rate, check = info["audio_input"], info["sampling_rate"], info["check"]
-    padding = (
-        "the feature extractor's fixed window"
-        if info["audio_padding"] == "max_length"
-        else "the longest clip of the batch"
-    )
-    return f"""# Turbo audio + text classifier, as ONNX
-
-`{info["graph"]}` (opset {info["opset"]}) is the eval-mode forward of a {info["audio_model_type"]} + \
-{info["text_model_type"]} TurboForAudioTextClassification, exported by turbo_hf {info["exported_with"]["turbo_hf"]} \
-(torch {info["exported_with"]["torch"]}). The folder also holds its processor (feature extractor and \
-tokenizer); `{EXPORT_INFO_FILE}` says what this page says, for programs.
-
-| input | dtype | shape |
-|---|---|---|
-{rows(info["inputs"])}
-
-| output | dtype | shape |
-|---|---|---|
-{rows(info["outputs"])}
-
-Named axes are dynamic, numbers fixed. Audio is at {rate} Hz, padded to {padding}; each clip needs at
-least {info["min_audio_samples"]} samples (the graph does not check this). Labels: {info["id2label"]}.
-
-```python
-import onnxruntime
-from transformers import AutoFeatureExtractor, AutoTokenizer  # no torch needed
-
-folder = "path/to/this/folder"
-feature_extractor = AutoFeatureExtractor.from_pretrained(folder)
-tokenizer = AutoTokenizer.from_pretrained(folder)
-audio = feature_extractor(waveforms, sampling_rate={rate}, padding="{info["audio_padding"]}",
-                          return_attention_mask=True, return_tensors="np")
-text = tokenizer(transcripts, padding=True, return_tensors="np")
-inputs = {{"{audio}": audio["{audio}"], "audio_attention_mask": audio["attention_mask"], **text}}
-session = onnxruntime.InferenceSession(f"{{folder}}/{info["graph"]}")
-logits, audio_embeds, text_embeds = session.run(None, inputs)
-```
-
-With turbo_hf installed, `TurboProcessor.from_pretrained(folder)(audio=waveforms, text=transcripts,
-return_tensors="np")` makes the same inputs. At export, onnxruntime's logits on a check batch were
-within {check["atol"]} of PyTorch's (largest difference {check["max_abs_difference"]["logits"]:.2g}).
-"""
 
 
 def _first_line(err: BaseException) -> str:
