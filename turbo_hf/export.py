@@ -237,9 +237,10 @@ class _EvalOutputs(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        # The model's forward splits its embeddings into views with `.split(batch_size)`, whose number
-        # of pieces torch.export can only decide by fixing the batch size. In eval mode there is one
-        # view, so this composes the forward's public parts; the check against forward() verifies it.
+        # The model's forward splits its embeddings into views with `.split(batch_size)`; traced with a
+        # symbolic batch that becomes an ONNX SplitToSequence, on which the exporter's optimizer
+        # (onnxscript 0.7) fails. In eval mode there is one view, so this composes the forward's
+        # public parts instead; the check against forward() after writing verifies that they agree.
         audio = self.model.get_audio_features(audio_inputs, audio_attention_mask)
         text = self.model.get_text_features(input_ids, attention_mask, token_type_ids)
         return self.model.classifier(torch.cat([audio, text], dim=-1)), audio, text
@@ -249,15 +250,20 @@ class _EvalOutputs(nn.Module):
 def _without_audio_length_check(model: TurboForAudioTextClassification) -> Iterator[None]:
     # The model checks every row's audio length by reading the mask on the host (`.item()`): a branch
     # on data that torch.export cannot trace. The check has run on the eager pass over the example
-    # batch; the graph itself does not check lengths (onnx_export.json names the minimum).
-    name = "_check_audio_long_enough"
-    if not callable(getattr(model, name, None)):
+    # batch; the graph itself does not check lengths (onnx_export.json names the minimum). The check
+    # is the model's own method, or its audio adapter's where the encoder adapters hold it.
+    owner, name = (
+        (model.audio_adapter, "check_inputs")
+        if hasattr(model, "audio_adapter")
+        else (model, "_check_audio_long_enough")
+    )
+    if not callable(getattr(owner, name, None)):
         raise OnnxExportError(f"turbo_hf.export does not know this model's audio check (no {name})")
-    setattr(model, name, lambda *args, **kwargs: None)
+    setattr(owner, name, lambda *args, **kwargs: None)
     try:
         yield
     finally:
-        delattr(model, name)
+        delattr(owner, name)
 
 
 def _signature_kwargs(batch: dict[str, torch.Tensor]) -> dict[str, str]:
