@@ -86,10 +86,10 @@ def test_shared_front_end_equals_plain_encoder_call_without_dropout(audio_type, 
     # float64: the comparison is then exact up to 1e-8, free of float32 summation-order noise.
     fast, plain = tester.model().double().train(), tester.model().double().train()
     mask, input_values = batch["audio_attention_mask"], batch["input_values"].double()
-    fast_hidden = fast._encode_audio(input_values, mask if fast._encoder_takes_audio_mask else None, 2)
+    fast_hidden = fast.audio_adapter.encode(input_values, mask, 2)
     plain_hidden = plain.audio_model(
         input_values.repeat(2, 1),
-        attention_mask=mask.repeat(2, 1) if plain._encoder_takes_audio_mask else None,
+        attention_mask=mask.repeat(2, 1) if plain.audio_adapter.encoder_takes_mask else None,
     ).last_hidden_state
     torch.testing.assert_close(fast_hidden, plain_hidden, rtol=1e-8, atol=1e-8)
     weights = torch.randn_like(fast_hidden)
@@ -227,7 +227,7 @@ def test_save_and_load_reproduce_logits_exactly(tmp_path, tester, auto):
 def test_padding_does_not_change_the_pooled_embedding_in_eval(audio_type, overrides):
     tester = TurboModelTester(audio_type, audio_overrides=overrides)
     model = tester.model().eval()
-    assert model._encoder_takes_audio_mask
+    assert model.audio_adapter.encoder_takes_mask
     utterance = tester.waveforms([0.5])[0]
     alone = tester.processor(audio=[utterance], text=["hello world"], sampling_rate=16000)
     padded = tester.processor(
@@ -247,7 +247,7 @@ def test_padding_does_not_change_the_pooled_embedding_in_eval(audio_type, overri
 def test_audio_pooling_ignores_padded_frames_for_encoders_without_mask(tester):
     # wav2vec2-base style (group norm): the encoder takes no mask, but pooling still must.
     model = tester.model().eval()
-    assert not model._encoder_takes_audio_mask
+    assert not model.audio_adapter.encoder_takes_mask
     batch = tester.inputs()
     with torch.no_grad():
         hidden = model.audio_model(batch["input_values"]).last_hidden_state
