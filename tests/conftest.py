@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
+from transformers import WhisperFeatureExtractor  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 import turbo_hf  # noqa: E402, F401  (registers the Auto classes)
@@ -31,13 +32,21 @@ class TurboModelTester:
     """Builds a tiny Turbo config, model, processor and matching inputs (hidden 32, 2 layers)."""
 
     def __init__(
-        self, audio_type: str = "wav2vec2", text_type: str = "bert", num_labels: int = 3, **config_kwargs
+        self,
+        audio_type: str = "wav2vec2",
+        text_type: str = "bert",
+        num_labels: int = 3,
+        whisper_seconds: int | None = None,
+        **config_kwargs,
     ):
+        """`whisper_seconds`: a tiny Whisper whose pretrained window is that long (default 1 s)."""
         self.audio_type, self.text_type, self.num_labels = audio_type, text_type, num_labels
         self.tokenizer = tiny_tokenizer(text_type, words=["hello", "world", "happy", "sad", "angry"])
         self.feature_extractor = tiny_feature_extractor(audio_type)
-        self.processor = TurboProcessor(feature_extractor=self.feature_extractor, tokenizer=self.tokenizer)
         audio_overrides = {} if audio_type == "whisper" else {"mask_time_prob": 0.0}
+        if whisper_seconds is not None:
+            self.feature_extractor = WhisperFeatureExtractor(feature_size=80, chunk_length=whisper_seconds)
+            audio_overrides["max_source_positions"] = 50 * whisper_seconds  # 20 ms encoder frames
         audio_overrides.update(config_kwargs.pop("audio_overrides", {}))
         config_kwargs.setdefault("projection_dim", 16)
         self.config = TurboConfig(
@@ -45,6 +54,11 @@ class TurboModelTester:
             text_config=tiny_text_config(text_type, vocab_size=len(self.tokenizer)),
             num_labels=num_labels,
             **config_kwargs,
+        )
+        self.processor = TurboProcessor(
+            feature_extractor=self.feature_extractor,
+            tokenizer=self.tokenizer,
+            audio_window=self.config.audio_window,
         )
 
     def model(self, seed: int = 0) -> TurboForAudioTextClassification:

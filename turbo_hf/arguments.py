@@ -24,7 +24,7 @@ class ModelArguments:
     text_model_name_or_path: str = field(
         default="bert-base-uncased", metadata={"help": "Text encoder: hub id or local folder."}
     )
-    loss_mode: str = field(default="turbo", metadata={"help": "turbo | cross | vanilla."})
+    loss_mode: str = field(default="turbo", metadata={"help": "turbo | cross | vanilla | in_modal."})
     ce_weight: float = field(
         default=0.5, metadata={"help": "lambda: loss = lambda*CE + (1-lambda)*contrastive."}
     )
@@ -39,6 +39,26 @@ class ModelArguments:
     classify_on: str = field(
         default="first", metadata={"help": "first | both: views the classifier is trained on."}
     )
+    # -- Whisper window, per-modality encoder dropout, feature norm (TurboConfig fields of the same names)
+    audio_window: str = field(
+        default="full",
+        metadata={"help": "full | batch: Whisper's 30 s window, or the batch's longest clip (faster)."},
+    )
+    encoder_dropout: float | None = field(
+        default=None,
+        metadata={"help": "Dropout pushed into both encoders (0.2: the paper everywhere); -1 keeps theirs."},
+    )
+    audio_encoder_dropout: float | None = field(
+        default=None,
+        metadata={"help": "Audio encoder dropout (default: Whisper keeps its own 0, others `dropout`)."},
+    )
+    text_encoder_dropout: float | None = field(
+        default=None, metadata={"help": "Text encoder dropout (default: `dropout`)."}
+    )
+    feature_norm: str | None = field(
+        default=None, metadata={"help": "batch: batch-normalise pooled features before the projections."}
+    )
+    # --
     freeze_feature_encoder: bool = field(
         default=False, metadata={"help": "Freeze the audio encoder's convolutional front end."}
     )
@@ -56,6 +76,11 @@ class ModelArguments:
             "dropout",
             "text_pooling",
             "classify_on",
+            "audio_window",
+            "encoder_dropout",
+            "audio_encoder_dropout",
+            "text_encoder_dropout",
+            "feature_norm",
         )
         return {name: getattr(self, name) for name in names}
 

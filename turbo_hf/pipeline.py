@@ -78,8 +78,12 @@ class AudioTextClassificationPipeline(Pipeline):
                     "(processor.save_pretrained(folder)) or pass processor=..."
                 )
             self.processor = TurboProcessor(
-                feature_extractor=self.feature_extractor, tokenizer=self.tokenizer
+                feature_extractor=self.feature_extractor,
+                tokenizer=self.tokenizer,
+                audio_window=self.model.config.audio_window,
             )
+        # Inference must featurize as training did (TurboConfig.audio_window).
+        self.processor.check_model_config(self.model.config)
         self.model.eval()
         self.asr = self._build_asr(asr_model)
         self.max_text_length = max_text_length or _text_length_limit(self.tokenizer, self.model.config)
