@@ -355,6 +355,7 @@ def test_encoder_dropout_minus_one_leaves_encoder_settings_alone():
         ("text_encoder_dropout", 1.5),
         ("audio_window", "30s"),
         ("feature_norm", "layer"),
+        ("duplicate_negatives", "drop"),
     ],
 )
 def test_config_rejects_bad_values_and_names_the_field(field, value):

@@ -39,7 +39,7 @@ class ModelArguments:
     classify_on: str = field(
         default="first", metadata={"help": "first | both: views the classifier is trained on."}
     )
-    # -- Whisper window, per-modality encoder dropout, feature norm (TurboConfig fields of the same names)
+    # -- Whisper window, per-modality encoder dropout, feature norm, duplicate negatives (TurboConfig fields)
     audio_window: str = field(
         default="full",
         metadata={"help": "full | batch: Whisper's 30 s window, or the batch's longest clip (faster)."},
@@ -57,6 +57,10 @@ class ModelArguments:
     )
     feature_norm: str | None = field(
         default=None, metadata={"help": "batch: batch-normalise pooled features before the projections."}
+    )
+    duplicate_negatives: str = field(
+        default="keep",
+        metadata={"help": "keep | mask: same-transcript rows are not negatives in text terms."},
     )
     # --
     freeze_feature_encoder: bool = field(
@@ -81,6 +85,7 @@ class ModelArguments:
             "audio_encoder_dropout",
             "text_encoder_dropout",
             "feature_norm",
+            "duplicate_negatives",
         )
         return {name: getattr(self, name) for name in names}
 

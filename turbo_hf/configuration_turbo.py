@@ -18,6 +18,7 @@ TEXT_POOLINGS = ("cls", "mean", "last")
 CLASSIFY_ON = ("first", "both")
 AUDIO_WINDOWS = ("full", "batch")
 FEATURE_NORMS = (None, "batch")
+DUPLICATE_NEGATIVES = ("keep", "mask")
 # audio_window="batch" rounds the batch's longest clip up to a whole number of these log-mel frames:
 # 100 frames are 1 s of Whisper's 10 ms hop and 50 encoder positions (conv2 halves the frames, so the
 # count must be even). Whole seconds keep the number of distinct input shapes at 30 at most (kernel
@@ -123,6 +124,10 @@ class TurboConfig(PreTrainedConfig):
             `"batch"`: normalise the pooled audio and text features over the batch (BatchNorm1d without
             affine parameters; running statistics in evaluation) before each projection. None (default):
             as in the paper.
+        duplicate_negatives (`str`, defaults to `"keep"`):
+            `"keep"` (the paper): every other row of the batch is a negative. `"mask"`: rows whose
+            transcripts are token-identical are not each other's negatives in the text in-modal term
+            and the cross-modal terms (InfoNCE(a1, a2) keeps them all).
         gather_across_processes (`bool`, defaults to `True`):
             In distributed training, take contrastive negatives from every process (gathered with
             gradient; each process scores its own rows against all columns).
@@ -160,6 +165,7 @@ class TurboConfig(PreTrainedConfig):
     classify_on: str = "first"
     audio_window: str = "full"
     feature_norm: str | None = None
+    duplicate_negatives: str = "keep"
     gather_across_processes: bool = True
     initializer_range: float = 0.02
 
@@ -224,6 +230,11 @@ class TurboConfig(PreTrainedConfig):
             raise ValueError(
                 f"TurboConfig.audio_window must be one of {AUDIO_WINDOWS}, got {self.audio_window!r}"
             )
+        if self.duplicate_negatives not in DUPLICATE_NEGATIVES:
+            raise ValueError(
+                f"TurboConfig.duplicate_negatives must be one of {DUPLICATE_NEGATIVES}, "
+                f"got {self.duplicate_negatives!r}"
+            )
         if self.feature_norm not in FEATURE_NORMS:
             raise ValueError(
                 f"TurboConfig.feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}"
@@ -260,5 +271,6 @@ __all__ = [
     "CLASSIFY_ON",
     "AUDIO_WINDOWS",
     "FEATURE_NORMS",
+    "DUPLICATE_NEGATIVES",
     "AUDIO_WINDOW_STEP_FRAMES",
 ]

@@ -17,7 +17,7 @@ from transformers.utils import logging
 
 from .audio_encoders import audio_encoder_adapter, build_audio_encoder, load_audio_encoder
 from .configuration_turbo import TWO_VIEW_LOSS_MODES, TurboConfig
-from .losses import info_nce, turbo_loss_terms
+from .losses import info_nce, transcript_rows, turbo_loss_terms
 from .pooling import masked_mean
 from .text_encoders import TextEncoderAdapter, build_text_encoder, load_text_encoder
 
@@ -233,7 +233,9 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         if labels is not None:
             classified = logits if config.classify_on == "both" else logits[:1]
             ce_loss = torch.stack([F.cross_entropy(view.float(), labels) for view in classified]).mean()
-        contrastive = self._contrastive_parts(audio, text) if self.training else _ContrastiveParts()
+        contrastive = _ContrastiveParts()  # evaluation: CE only
+        if self.training:
+            contrastive = self._contrastive_parts(audio, text, input_ids, attention_mask)
         return TurboClassifierOutput(
             loss=_weighted_loss(ce_loss, contrastive.total, config.ce_weight),
             logits=logits[0],
@@ -246,22 +248,29 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         )
 
     def _contrastive_parts(
-        self, audio: tuple[torch.Tensor, ...], text: tuple[torch.Tensor, ...]
+        self,
+        audio: tuple[torch.Tensor, ...],
+        text: tuple[torch.Tensor, ...],
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
     ) -> _ContrastiveParts:
         """The InfoNCE terms of `loss_mode` for the views (a1, a2), (t1, t2) of one training batch."""
+        # duplicate_negatives="mask": the losses leave token-identical transcripts out of the negatives.
+        masked = self.config.duplicate_negatives == "mask"
+        transcripts = transcript_rows(input_ids, attention_mask) if masked else None
         mode, tau, gather = (
             self.config.loss_mode,
             self.config.temperature,
             self.config.gather_across_processes,
         )
         if mode == "turbo":
-            terms = turbo_loss_terms(audio[0], text[0], audio[1], text[1], tau, gather)
+            terms = turbo_loss_terms(audio[0], text[0], audio[1], text[1], tau, gather, transcripts)
             return _ContrastiveParts(in_modal=terms.in_modal, cross_modal=terms.cross_modal)
         if mode == "in_modal":
-            in_modal = info_nce(audio[0], audio[1], tau, gather) + info_nce(text[0], text[1], tau, gather)
-            return _ContrastiveParts(in_modal=in_modal)
+            text_text = info_nce(text[0], text[1], tau, gather, transcripts)
+            return _ContrastiveParts(in_modal=info_nce(audio[0], audio[1], tau, gather) + text_text)
         if mode == "cross":
-            return _ContrastiveParts(cross_modal=info_nce(audio[0], text[0], tau, gather))
+            return _ContrastiveParts(cross_modal=info_nce(audio[0], text[0], tau, gather, transcripts))
         return _ContrastiveParts()
 
 
