@@ -144,14 +144,20 @@ def _views_under_seed(model, batch, seed):
     return audio[:n], text[:n], audio[n:], text[n:]
 
 
-def test_turbo_terms_pair_the_right_views_with_dropout_on():
-    tester = TurboModelTester(loss_mode="turbo", dropout=0.2, temperature=0.1)
+def _output_and_its_views(seed: int, **config_kwargs):
+    """A training forward under `seed` and the four views (a1, t1, a2, t2) it drew."""
+    tester = TurboModelTester(dropout=0.2, temperature=0.1, **config_kwargs)
     model = tester.model().train()
     batch = tester.inputs(batch_size=4)
-    torch.manual_seed(11)
+    torch.manual_seed(seed)
     output = model(**batch)
-    a1, t1, a2, t2 = _views_under_seed(model, batch, 11)
-    assert not torch.allclose(a1, a2) and not torch.allclose(t1, t2)
+    views = _views_under_seed(model, batch, seed)
+    assert not torch.allclose(views[0], views[2]) and not torch.allclose(views[1], views[3])
+    return output, views
+
+
+def test_turbo_terms_pair_the_right_views_with_dropout_on():
+    output, (a1, t1, a2, t2) = _output_and_its_views(11, loss_mode="turbo")
     torch.testing.assert_close(output.audio_embeds, a1)
     in_modal = info_nce(a1, a2, 0.1) + info_nce(t1, t2, 0.1)
     cross_modal = (
@@ -426,24 +432,17 @@ def test_min_audio_samples_covers_spec_augment_and_adapters(overrides, training)
 
 
 def test_in_modal_loss_is_ce_plus_the_two_in_modal_terms_of_two_views():
-    tester = TurboModelTester(loss_mode="in_modal", dropout=0.2, ce_weight=0.4, temperature=0.1)
-    model = tester.model().train()
-    batch = tester.inputs(batch_size=4)
-    torch.manual_seed(3)
-    output = model(**batch)
-    a1, t1, a2, t2 = _views_under_seed(model, batch, 3)
-    assert not torch.allclose(a1, a2) and not torch.allclose(t1, t2)
+    output, (a1, t1, a2, t2) = _output_and_its_views(3, loss_mode="in_modal", ce_weight=0.4)
     in_modal = info_nce(a1, a2, 0.1) + info_nce(t1, t2, 0.1)
     assert output.cross_modal_loss is None
     assert output.in_modal_loss.item() == pytest.approx(in_modal.item(), rel=1e-5)
     assert output.contrastive_loss.item() == pytest.approx(in_modal.item(), rel=1e-5)
     assert output.loss.item() == pytest.approx(0.4 * output.ce_loss.item() + 0.6 * in_modal.item(), rel=1e-5)
-    model.eval()
+    tester = TurboModelTester(loss_mode="in_modal")
     with torch.no_grad():
-        evaluated = model(**batch)
-    assert evaluated.in_modal_loss is None and evaluated.loss.item() == pytest.approx(
-        evaluated.ce_loss.item()
-    )
+        evaluated = tester.model().eval()(**tester.inputs())
+    assert evaluated.in_modal_loss is None
+    assert evaluated.loss.item() == pytest.approx(evaluated.ce_loss.item())
 
 
 def test_feature_norm_batch_normalises_pooled_features_with_batch_then_running_statistics(tmp_path):
