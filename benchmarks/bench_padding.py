@@ -12,7 +12,7 @@ negatives of a contrastive loss repeat (random batches: about batch size / datas
 ~4.5 s of IEMOCAP's 5,531 four-class utterances (about 7 h), with a tail up to 30 s.
 
     python benchmarks/bench_padding.py
-    python benchmarks/bench_padding.py --batch-sizes 8 --crop 15   # collator max_duration=15
+    python benchmarks/bench_padding.py --batch-sizes 8 --crop 15   # training crops, max_duration=15
 """
 
 import argparse
@@ -29,7 +29,7 @@ def _durations(args: argparse.Namespace) -> np.ndarray:
     durations = rng.lognormal(np.log(args.median), args.sigma, size=args.num_utterances)
     durations = np.clip(durations, args.min_duration, args.max_duration)
     if args.crop is not None:
-        # The collator crops training audio to max_duration, so batches pad to at most that.
+        # Training crops audio to max_duration (DecodeAndCrop), so batches pad to at most that.
         durations = np.minimum(durations, args.crop)
     return durations
 
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=0.65)
     parser.add_argument("--min-duration", type=float, default=0.5)
     parser.add_argument("--max-duration", type=float, default=30.0)
-    parser.add_argument("--crop", type=float, default=None, help="collator max_duration in seconds")
+    parser.add_argument("--crop", type=float, default=None, help="training max_duration in seconds")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32, 64])
     parser.add_argument("--mega-batch-factor", type=int, default=100)
     parser.add_argument("--length-jitter", type=float, default=0.03, help="DurationGroupedSampler's")

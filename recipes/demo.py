@@ -4,7 +4,7 @@
     python recipes/demo.py --seeds 0 1 2 --n_per_class 30 --epochs 15 --output_dir runs/mini  # docs/results.md
 
 It writes a small SYNTHETIC corpus in the IEMOCAP release layout (tones + keyword sentences, see
-turbo_hf/data/synthetic.py: not real speech), saves tiny random encoders as local pretrained folders,
+turbo_hf/testing/synthetic.py: not real speech), saves tiny random encoders as local pretrained folders,
 trains each method through `accelerate launch recipes/run_ser.py` exactly as a user would, prints one
 table of test WA / UA per method, and predicts one utterance with the saved Turbo model.
 """
@@ -45,8 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def prepare(output_dir: Path, n_per_class: int) -> tuple[Path, Path, Path]:
     """Write the synthetic corpus and the tiny encoders (skipped when already there)."""
-    from turbo_hf.data.synthetic import SYNTHETIC_WORDS, make_synthetic_corpus
-    from turbo_hf.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
+    from turbo_hf.testing.synthetic import SYNTHETIC_WORDS, make_synthetic_corpus
+    from turbo_hf.testing.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
 
     corpus = output_dir / "corpus"
     if not (corpus / "Session1").is_dir():
@@ -105,7 +105,7 @@ def predict_one(model_dir: Path, corpus: Path) -> None:
 
     example = load_iemocap(corpus, protocol="session", fold=0)["test"][0]
     classifier = pipeline("audio-text-classification", model=str(model_dir))
-    prediction = classifier({"audio": example["audio"], "text": example["text"]}, top_k=2)
+    prediction = classifier({"audio": example["audio"], "text": example["text"]}, top_k=2)["labels"]
     true_label = example["label"]
     print(f"\nPrediction with the saved Turbo model ({model_dir}):")
     print(f"  audio: {example['audio']}\n  text:  {example['text']!r}")

@@ -18,7 +18,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 import turbo_hf  # noqa: E402, F401  (registers the Auto classes)
 from turbo_hf import TurboConfig, TurboForAudioTextClassification, TurboProcessor  # noqa: E402
-from turbo_hf.tiny_encoders import (  # noqa: E402
+from turbo_hf.testing.tiny_encoders import (  # noqa: E402
     tiny_audio_config,
     tiny_feature_extractor,
     tiny_text_config,

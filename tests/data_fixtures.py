@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from turbo_hf.data.synthetic import write_iemocap_release
+from turbo_hf.testing.synthetic import write_iemocap_release
 
 # Per speaker and dialog: the consensus labels in the order the utterances are spoken.
 SPEAKER_LABELS = ("neu", "hap", "exc", "sad", "ang", "fru", "xxx", "neu", "ang", "oth")

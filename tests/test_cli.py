@@ -64,8 +64,13 @@ def test_predict_one_file_prints_labels(model_dir, corpus, capsys):
         ["predict", model_dir, "--audio", str(folder / "utt0.wav"), "--text", "hello", "--top-k", "2"]
     )
     assert code == 0
-    labels = json.loads(capsys.readouterr().out)
-    assert len(labels) == 2 and {item["label"] for item in labels} <= set(LABELS)
+    output = json.loads(capsys.readouterr().out)  # the pipeline's output: labels and transcript
+    labels = output["labels"]
+    assert (
+        output["transcript"] == "hello"
+        and len(labels) == 2
+        and {item["label"] for item in labels} <= set(LABELS)
+    )
     assert labels[0]["score"] >= labels[1]["score"]
 
 
@@ -81,8 +86,8 @@ def test_predict_manifest_writes_one_line_per_row(model_dir, corpus, tmp_path):
     reference = pipeline(TASK, model=model_dir, device="cpu")(
         {"audio": str(folder / rows[2]["audio"]), "text": rows[2]["text"]}
     )
-    assert predictions[2]["label"] == reference[0]["label"]
-    assert predictions[2]["score"] == pytest.approx(reference[0]["score"], rel=1e-4)
+    assert predictions[2]["label"] == reference["labels"][0]["label"]
+    assert predictions[2]["score"] == pytest.approx(reference["labels"][0]["score"], rel=1e-4)
     assert set(predictions[2]["scores"]) == set(LABELS)
     assert "transcript" not in predictions[0]
 

@@ -16,8 +16,8 @@ from turbo_hf.audio_encoders import (
     audio_encoder_adapter,
     build_audio_encoder,
 )
+from turbo_hf.testing.tiny_encoders import tiny_audio_config, tiny_text_config
 from turbo_hf.text_encoders import text_encoder_init_kwargs
-from turbo_hf.tiny_encoders import tiny_audio_config, tiny_text_config
 
 FAMILIES = {
     "wav2vec2": Wav2Vec2FamilyAdapter,

@@ -201,7 +201,7 @@ def test_the_collator_reads_a_loaded_split(release):
     root, _ = release
     tester = TurboModelTester(num_labels=4)
     test_split = load_iemocap(root, protocol="speaker", fold=0)["test"]
-    batch = DataCollatorForAudioText(tester.processor, training=False)([test_split[i] for i in range(3)])
+    batch = DataCollatorForAudioText(tester.processor)([test_split[i] for i in range(3)])
     assert batch["input_values"].shape[0] == 3
     assert batch["labels"].tolist() == test_split["label"][:3]
     assert np.isfinite(batch["input_values"].numpy()).all()

@@ -13,7 +13,7 @@ from conftest import TurboModelTester
 from datasets import ClassLabel, Dataset, DatasetDict
 
 from turbo_hf import DataCollatorForAudioText
-from turbo_hf.data.manifest import ManifestError, load_manifest, load_manifest_with_report
+from turbo_hf.data.manifest import ManifestError, load_manifest
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def test_unlabelled_manifest_for_prediction(tmp_path, clips):
 def test_output_feeds_the_collator(tmp_path, clips):
     path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label", "split"], _rows())
     data = load_manifest(path)
-    collator = DataCollatorForAudioText(TurboModelTester().processor, training=False)
+    collator = DataCollatorForAudioText(TurboModelTester().processor)
     batch = collator([data["train"][0], data["test"][0]])
     assert batch["labels"].tolist() == [1, 1]
     assert batch["input_values"].shape == (2, 12000)  # 0.75 s at 16 kHz, the longer clip
@@ -195,7 +195,7 @@ def test_bad_csv_row_names_file_and_line(tmp_path, clips, bad_row, message):
     with pytest.raises(ManifestError, match=message) as err:
         load_manifest(path, labels=["a", "b"])
     _assert_names(err, "m.csv", 5)  # header 1, rows 2, 3-4 (a quoted newline), 5
-    data, skipped = load_manifest_with_report(path, labels=["a", "b"], on_bad_row="skip")
+    data, skipped = load_manifest(path, labels=["a", "b"], on_bad_row="skip", return_skipped=True)
     assert len(data) == 3 and [line for line, _ in skipped] == [5]
 
 
@@ -236,7 +236,7 @@ def test_skip_counts_and_logs_bad_rows_once(tmp_path, clips, caplog):
     rows = [["clips/0.wav", "t", "a"], ["gone.wav", "t", "a"], ["", "t", "a"], ["clips/1.wav", "t", "b"]]
     path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
     with caplog.at_level(logging.WARNING, logger="turbo_hf"):
-        data, skipped = load_manifest_with_report(path, on_bad_row="skip")
+        data, skipped = load_manifest(path, on_bad_row="skip", return_skipped=True)
     assert data["audio"] == [str(clips[0]), str(clips[1])]
     assert [(line, reason.split(":")[0]) for line, reason in skipped] == [
         (3, "audio file not found"),
@@ -314,7 +314,7 @@ def test_inferred_labels_all_words_or_all_integers_still_load(tmp_path, clips):
 def test_a_mixed_label_on_a_skipped_bad_row_does_not_count(tmp_path, clips):
     rows = [["clips/0.wav", "t", "0"], ["gone.wav", "t", "yes"], ["clips/1.wav", "t", "1"]]
     path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
-    data, skipped = load_manifest_with_report(path, on_bad_row="skip")
+    data, skipped = load_manifest(path, on_bad_row="skip", return_skipped=True)
     assert data.features["label"].names == ["0", "1"] and [line for line, _ in skipped] == [3]
 
 
@@ -335,7 +335,7 @@ def test_splits_keeps_only_those_rows_and_checks_nothing_of_the_others(tmp_path,
     path = _manifest_with_broken_train_rows(tmp_path)
     with pytest.raises(ManifestError, match="m.csv:2: audio file not found"):
         load_manifest(path)
-    data, skipped = load_manifest_with_report(path, splits=("test",), line_column="line")
+    data, skipped = load_manifest(path, splits=("test",), line_column="line", return_skipped=True)
     assert list(data) == ["test"] and skipped == []
     assert data["test"]["line"] == [5, 6] and data["test"]["audio"] == [str(clips[0]), str(clips[2])]
     # class ids are those of the whole file, not only of the test rows
@@ -357,8 +357,8 @@ def test_splits_bad_rows_of_the_kept_splits_name_their_own_lines(tmp_path, clips
         load_manifest(path, splits=("test",))
     _assert_names(err, "m.csv", 5)
     with caplog.at_level(logging.WARNING, logger="turbo_hf"):
-        data, skipped = load_manifest_with_report(
-            path, splits=("test",), on_bad_row="skip", line_column="line"
+        data, skipped = load_manifest(
+            path, splits=("test",), on_bad_row="skip", line_column="line", return_skipped=True
         )
     assert [line for line, _ in skipped] == [5, 6] and "not a split name" in skipped[1].reason
     assert data["test"]["line"] == [7, 8]

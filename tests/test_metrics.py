@@ -11,12 +11,15 @@ from sklearn import metrics as skm
 from transformers import EvalPrediction
 
 from turbo_hf.metrics import (
+    METRICS,
     TurboClassificationMetric,
     accuracy,
     compute_metrics,
     confusion_matrix,
     equal_error_rate,
+    greater_is_better,
     macro_f1,
+    score_probabilities,
     unweighted_accuracy,
     weighted_accuracy,
 )
@@ -167,6 +170,32 @@ def test_compute_metrics_binary_with_one_class_reports_nan_eer():
 def test_compute_metrics_rejects_one_dimensional_logits():
     with pytest.raises(ValueError, match="num_classes"):
         compute_metrics(EvalPrediction(predictions=np.zeros(3), label_ids=np.zeros(3)))
+
+
+def test_score_probabilities_reports_the_metrics_table_from_probabilities_not_logits():
+    rng = np.random.default_rng(9)
+    labels = rng.integers(0, 2, size=50)
+    probabilities = rng.dirichlet([1.0, 1.0], size=50)
+    results = score_probabilities(labels, probabilities)
+    assert set(results) == set(METRICS)
+    assert results["eer"] == pytest.approx(_sklearn_eer(labels, probabilities[:, 1]), abs=1e-9)
+    # Probabilities are the softmax of their logs: compute_metrics on those logits agrees exactly.
+    logits = np.log(probabilities)
+    assert results == pytest.approx(compute_metrics(EvalPrediction(predictions=logits, label_ids=labels)))
+    three = score_probabilities(labels, rng.dirichlet([1.0] * 3, size=50))
+    assert set(three) == {name for name, info in METRICS.items() if not info.binary_only}
+    with pytest.raises(ValueError, match="num_classes"):
+        score_probabilities(labels, probabilities[:, 1])
+
+
+def test_every_metric_has_a_direction_and_losses_are_lower_is_better():
+    assert {name for name, info in METRICS.items() if not info.greater_is_better} == {"eer"}
+    assert [greater_is_better(name) for name in ("eval_ua", "eer", "eval_ce_loss", "loss")] == [
+        True,
+        False,
+        False,
+        False,
+    ]
 
 
 def test_evaluate_metric_runs_offline_and_matches_functions(tmp_path, monkeypatch):

@@ -183,7 +183,7 @@ def test_classify_on_both_averages_the_cross_entropy_of_two_different_views():
 
 
 def test_from_encoders_pretrained_keeps_the_encoder_weights(tmp_path):
-    from turbo_hf.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
+    from turbo_hf.testing.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
 
     audio = save_tiny_audio_encoder(tmp_path / "audio", "wav2vec2", seed=3)
     text = save_tiny_text_encoder(tmp_path / "text", "bert", words=["hello"], seed=4)
@@ -338,7 +338,7 @@ def test_config_accepts_sub_configs_given_as_dicts():
 
 
 def test_encoder_dropout_minus_one_leaves_encoder_settings_alone():
-    from turbo_hf.tiny_encoders import tiny_audio_config, tiny_text_config
+    from turbo_hf.testing.tiny_encoders import tiny_audio_config, tiny_text_config
 
     config = TurboConfig(
         audio_config=tiny_audio_config(hidden_dropout=0.05),

@@ -18,7 +18,7 @@ from transformers import (
 from turbo_hf import TurboForAudioTextClassification, TurboProcessor
 from turbo_hf.audio import AudioDecodingError, load_audio
 from turbo_hf.pipeline import TASK, AudioTextClassificationPipeline, register_pipeline
-from turbo_hf.tiny_encoders import tiny_audio_config, tiny_feature_extractor
+from turbo_hf.testing.tiny_encoders import tiny_audio_config, tiny_feature_extractor
 
 LABELS = ["neutral", "happy", "sad"]
 
@@ -91,8 +91,8 @@ def direct_scores(model_dir, audio, text) -> dict[str, float]:
     return {LABELS[index]: float(p) for index, p in enumerate(probabilities)}
 
 
-def as_dict(labels: list[dict]) -> dict[str, float]:
-    return {item["label"]: item["score"] for item in labels}
+def as_dict(output: dict) -> dict[str, float]:
+    return {item["label"]: item["score"] for item in output["labels"]}
 
 
 def test_pipeline_factory_loads_model_and_processor_from_folder(classifier):
@@ -109,13 +109,14 @@ def test_auto_classes_load_saved_folder_without_remote_code(model_dir):
 
 @pytest.mark.parametrize("name", ["a16k", "c8k"])
 def test_scores_equal_softmax_of_model_logits(classifier, model_dir, wav_files, name):
-    result = classifier({"audio": str(wav_files[name]), "text": "hello world"})
+    output = classifier({"audio": str(wav_files[name]), "text": "hello world"})
+    assert sorted(output) == ["labels", "transcript"] and output["transcript"] == "hello world"
     expected = direct_scores(model_dir, str(wav_files[name]), "hello world")
-    assert [item["label"] for item in result] == sorted(expected, key=expected.get, reverse=True)
+    assert [item["label"] for item in output["labels"]] == sorted(expected, key=expected.get, reverse=True)
     np.testing.assert_allclose(
-        [as_dict(result)[label] for label in LABELS], [expected[label] for label in LABELS], rtol=1e-5
+        [as_dict(output)[label] for label in LABELS], [expected[label] for label in LABELS], rtol=1e-5
     )
-    assert sum(item["score"] for item in result) == pytest.approx(1.0, abs=1e-5)
+    assert sum(item["score"] for item in output["labels"]) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_audio_forms_give_the_same_scores(classifier, wav_files):
@@ -149,7 +150,12 @@ def test_list_inputs_batched_and_unbatched_agree(classifier, wav_files):
     batched = classifier(inputs, batch_size=2)
     single = [classifier(item) for item in inputs]
     assert len(one_by_one) == len(batched) == 3
-    for a, b, c in zip(one_by_one, batched, single):
+    # One shape whatever the batching: the transcripts come back with their inputs.
+    for outputs in (one_by_one, batched, single):
+        assert [output["transcript"] for output in outputs] == [item["text"] for item in inputs]
+    for a, b, c in zip(
+        *([output["labels"] for output in outputs] for outputs in (one_by_one, batched, single))
+    ):
         assert [item["label"] for item in a] == [item["label"] for item in b] == [item["label"] for item in c]
         np.testing.assert_allclose([i["score"] for i in a], [i["score"] for i in b], rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose([i["score"] for i in a], [i["score"] for i in c], rtol=1e-6)
@@ -157,13 +163,13 @@ def test_list_inputs_batched_and_unbatched_agree(classifier, wav_files):
 
 def test_top_k_keeps_best_labels_in_order(classifier, wav_files):
     example = {"audio": str(wav_files["a16k"]), "text": "hello"}
-    everything = classifier(example)
+    everything = classifier(example)["labels"]
     assert len(everything) == len(LABELS)
     assert [item["score"] for item in everything] == sorted(
         (item["score"] for item in everything), reverse=True
     )
-    assert classifier(example, top_k=1) == everything[:1]
-    assert classifier(example, top_k=10) == everything
+    assert classifier(example, top_k=1)["labels"] == everything[:1]
+    assert classifier(example, top_k=10)["labels"] == everything
     with pytest.raises(ValueError, match="top_k"):
         classifier(example, top_k=0)
     with pytest.raises(TypeError, match="topk"):
@@ -203,7 +209,7 @@ def test_asr_model_transcribes_audio_without_text(model_dir, wav_files, tmp_path
     plain = pipeline(TASK, model=model_dir, device="cpu")
     expected = plain({"audio": str(wav_files["a16k"]), "text": transcript})
     np.testing.assert_allclose(
-        [i["score"] for i in results[0]["labels"]], [i["score"] for i in expected], rtol=1e-4
+        [i["score"] for i in results[0]["labels"]], [i["score"] for i in expected["labels"]], rtol=1e-4
     )
     single = classifier({"audio": str(wav_files["a16k"])})
     assert single["transcript"] == transcript

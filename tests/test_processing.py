@@ -3,9 +3,11 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import TurboModelTester
-from transformers import AutoProcessor
+from datasets import Dataset
+from torch.utils.data import DataLoader
+from transformers import AutoProcessor, set_seed
 
-from turbo_hf import DataCollatorForAudioText, TurboProcessor
+from turbo_hf import DataCollatorForAudioText, DecodeAndCrop, TurboProcessor
 from turbo_hf.audio import AudioDecodingError
 
 
@@ -72,7 +74,7 @@ def _examples(write_wav):
 
 
 def test_collator_decodes_real_wav_files_into_a_padded_batch(write_wav, tester):
-    collator = DataCollatorForAudioText(tester.processor, training=False)
+    collator = DataCollatorForAudioText(tester.processor)
     batch = collator(_examples(write_wav))
     assert batch["input_values"].shape == (3, 24000)
     assert batch["audio_attention_mask"].sum(-1).tolist() == [24000, 8000, 12800]
@@ -81,18 +83,37 @@ def test_collator_decodes_real_wav_files_into_a_padded_batch(write_wav, tester):
     tester.model().eval()(**batch)
 
 
-def test_collator_crops_randomly_in_training_and_keeps_whole_utterances_in_eval(write_wav, tester):
-    examples = _examples(write_wav)
-    train = DataCollatorForAudioText(tester.processor, max_duration=1.0, training=True)
-    evaluate = DataCollatorForAudioText(tester.processor, max_duration=1.0, training=False)
-    assert train(examples)["input_values"].shape[1] == 16000
+def _read(split_rows: Dataset, transform: DecodeAndCrop, collator, size: int = 3) -> torch.Tensor:
+    split = split_rows.with_transform(transform)
+    return collator([split[index] for index in range(size)])["input_values"]
+
+
+def test_split_transforms_crop_randomly_in_training_and_keep_whole_utterances_in_eval(write_wav, tester):
+    rows, collator = Dataset.from_list(_examples(write_wav)), DataCollatorForAudioText(tester.processor)
+    train = DecodeAndCrop(16000, max_duration=1.0, random_crop=True)
+    assert _read(rows, train, collator).shape[1] == 16000
     torch.manual_seed(0)
-    windows = {tuple(train(examples[:1])["input_values"][0, :8].tolist()) for _ in range(4)}
+    windows = {tuple(_read(rows, train, collator, size=1)[0, :8].tolist()) for _ in range(4)}
     assert len(windows) > 1  # a new random window each time, not always the start
-    assert evaluate(examples)["input_values"].shape[1] == 24000
-    centred = DataCollatorForAudioText(tester.processor, training=False, eval_max_duration=1.0)
-    first, second = centred(examples)["input_values"], centred(examples)["input_values"]
+    assert _read(rows, DecodeAndCrop(16000), collator).shape[1] == 24000  # evaluation: whole utterances
+    centred = DecodeAndCrop(16000, max_duration=1.0)
+    first, second = _read(rows, centred, collator), _read(rows, centred, collator)
     assert first.shape[1] == 16000 and torch.equal(first, second)
+
+
+def test_training_crops_are_new_every_epoch_and_reproducible_from_the_seed(write_wav, tester):
+    rows = Dataset.from_list(_examples(write_wav))
+    split = rows.with_transform(DecodeAndCrop(16000, max_duration=0.25, random_crop=True))
+    collator = DataCollatorForAudioText(tester.processor)
+
+    def two_epochs(seed: int) -> list[torch.Tensor]:
+        set_seed(seed)
+        loader = DataLoader(split, batch_size=3, collate_fn=collator, num_workers=2)
+        return [next(iter(loader))["input_values"] for _ in range(2)]
+
+    first, again = two_epochs(0), two_epochs(0)
+    assert first[0].shape == (3, 4000) and not torch.equal(first[0], first[1])  # new windows each epoch
+    assert all(torch.equal(a, b) for a, b in zip(first, again))  # the same ones from the same seed
 
 
 def test_collator_accepts_decoded_arrays_and_bytes(write_wav, tester):
@@ -102,12 +123,12 @@ def test_collator_accepts_decoded_arrays_and_bytes(write_wav, tester):
         {"audio": {"array": array, "sampling_rate": rate}, "text": "a", "label": 0},
         {"audio": {"bytes": path.read_bytes(), "path": None}, "text": "b", "label": 1},
     ]
-    batch = DataCollatorForAudioText(tester.processor, training=False)(examples)
+    batch = DataCollatorForAudioText(tester.processor)(examples)
     torch.testing.assert_close(batch["input_values"][0], batch["input_values"][1])
 
 
 def test_collator_error_names_the_example_and_the_file(tmp_path, tester):
-    collator = DataCollatorForAudioText(tester.processor, training=False)
+    collator = DataCollatorForAudioText(tester.processor)
     missing = tmp_path / "missing.wav"
     with pytest.raises(AudioDecodingError, match=r"u9.*missing\.wav"):
         collator([{"id": "u9", "audio": str(missing), "text": "x", "label": 0}])
@@ -116,12 +137,12 @@ def test_collator_error_names_the_example_and_the_file(tmp_path, tester):
 
 
 def test_collator_names_a_missing_text_field_instead_of_encoding_an_empty_transcript(write_wav, tester):
-    collator = DataCollatorForAudioText(tester.processor, training=False, text_column="transcript")
+    collator = DataCollatorForAudioText(tester.processor, text_column="transcript")
     with pytest.raises(KeyError, match=r"'transcript' field; found \['audio', 'label', 'text'\]"):
         collator([{"audio": str(write_wav("t.wav")), "text": "hello", "label": 0}])
     # A row that has the field but no transcript (None) is the empty transcript.
     none, empty = (
-        DataCollatorForAudioText(tester.processor, training=False)(
+        DataCollatorForAudioText(tester.processor)(
             [{"audio": str(write_wav("t.wav")), "text": text, "label": 0}]
         )
         for text in (None, "")
@@ -130,7 +151,7 @@ def test_collator_names_a_missing_text_field_instead_of_encoding_an_empty_transc
 
 
 def test_collator_refuses_a_partly_labelled_batch(write_wav, tester):
-    collator = DataCollatorForAudioText(tester.processor, training=False)
+    collator = DataCollatorForAudioText(tester.processor)
     path = str(write_wav("p.wav"))
     with pytest.raises(ValueError, match=r"examples \[1\] of the batch have no 'label' value"):
         collator([{"audio": path, "text": "a", "label": 0}, {"audio": path, "text": "b", "label": None}])
@@ -138,22 +159,20 @@ def test_collator_refuses_a_partly_labelled_batch(write_wav, tester):
 
 def test_collator_accepts_numpy_integer_labels(write_wav, tester):
     path = str(write_wav("n.wav"))
-    batch = DataCollatorForAudioText(tester.processor, training=False)(
+    batch = DataCollatorForAudioText(tester.processor)(
         [{"audio": path, "text": "a", "label": np.int64(2)}, {"audio": path, "text": "b", "label": 1}]
     )
     assert batch["labels"].tolist() == [2, 1]
 
 
 def test_collator_rejects_string_labels(write_wav, tester):
-    collator = DataCollatorForAudioText(tester.processor, training=False)
+    collator = DataCollatorForAudioText(tester.processor)
     with pytest.raises(TypeError, match="ClassLabel"):
         collator([{"audio": str(write_wav("e.wav")), "text": "x", "label": "happy"}])
 
 
 def test_collator_without_labels_leaves_them_out(write_wav, tester):
-    batch = DataCollatorForAudioText(tester.processor, training=False)(
-        [{"audio": str(write_wav("f.wav")), "text": "x"}]
-    )
+    batch = DataCollatorForAudioText(tester.processor)([{"audio": str(write_wav("f.wav")), "text": "x"}])
     assert "labels" not in batch
 
 

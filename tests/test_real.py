@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from test_whisper import assert_front_end_once_equals_plain_2n
+from test_whisper import assert_front_end_once_equals_plain_2n, collate_as_the_trainer_does
 from transformers import AutoModel, AutoProcessor, WhisperForConditionalGeneration, pipeline
 
-from turbo_hf import DataCollatorForAudioText, TurboForAudioTextClassification, TurboProcessor
+from turbo_hf import TurboForAudioTextClassification, TurboProcessor
 from turbo_hf.audio import load_audio
 from turbo_hf.audio_encoders import WhisperAdapter
 from turbo_hf.hub import save_for_hub
@@ -123,14 +123,14 @@ def test_the_quirky_files_take_the_same_audio_path_in_training_and_inference(rea
         assert load_audio(str(path), 16000).shape[0] == pytest.approx(info.duration * 16000, abs=2)
     assert sf.info(str(tess[0] / AIFF_NAMED_WAV)).format == "AIFF"
     batch = examples(tess, [AIFF_NAMED_WAV, AT_96_KHZ])
-    training = DataCollatorForAudioText(processor, training=True)(batch)
-    evaluation = DataCollatorForAudioText(processor, training=False)(batch)
+    training = collate_as_the_trainer_does(processor, batch, training=True)
+    evaluation = collate_as_the_trainer_does(processor, batch, training=False)
     torch.testing.assert_close(training["input_features"], evaluation["input_features"], rtol=0, atol=0)
     with torch.no_grad():
         expected = model(**evaluation).logits.softmax(-1)
     classifier = pipeline(TASK, model=folder, device="cpu")
     for row, result in enumerate(classifier([{k: v for k, v in e.items() if k != "label"} for e in batch])):
-        scores = {item["label"]: item["score"] for item in result}
+        scores = {item["label"]: item["score"] for item in result["labels"]}
         got = [scores[model.config.id2label[index]] for index in range(model.config.num_labels)]
         np.testing.assert_allclose(got, expected[row].numpy(), rtol=1e-5)
 
@@ -147,7 +147,7 @@ def test_save_pretrained_reloads_through_auto_model_and_the_pipeline_with_identi
         torch.testing.assert_close(reloaded(**batch).logits, logits, rtol=0, atol=0)
     classifier = pipeline(TASK, model=folder, device="cpu")
     for row, result in enumerate(classifier(inputs)):
-        scores = {item["label"]: item["score"] for item in result}
+        scores = {item["label"]: item["score"] for item in result["labels"]}
         got = [scores[model.config.id2label[index]] for index in range(model.config.num_labels)]
         np.testing.assert_allclose(got, logits[row].softmax(-1).numpy(), rtol=1e-5)
 

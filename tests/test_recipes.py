@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from turbo_hf.data.synthetic import SYNTHETIC_WORDS, make_synthetic_corpus
-from turbo_hf.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
+from turbo_hf.testing.synthetic import SYNTHETIC_WORDS, make_synthetic_corpus
+from turbo_hf.testing.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from turbo_hf import load_iemocap, load_manifest
-from turbo_hf.data.synthetic import SYNTHETIC_CLASSES, make_synthetic_corpus, synthesize_waveform
+from turbo_hf.testing.synthetic import SYNTHETIC_CLASSES, make_synthetic_corpus, synthesize_waveform
 
 
 def test_iemocap_layout_loads_with_balanced_classes_and_every_speaker(tmp_path):
@@ -49,7 +49,7 @@ def test_the_corpus_is_reproducible_from_its_seed(tmp_path):
 def test_each_cue_alone_is_imperfect_and_together_they_are_better(tmp_path):
     """Per utterance, how often each modality's cue names the true class, and how often at least one does."""
     rng = np.random.default_rng(0)
-    from turbo_hf.data.synthetic import _cue
+    from turbo_hf.testing.synthetic import _cue
 
     draws = [(_cue(0, 4, rng, (0.6, 0.3)), _cue(0, 4, rng, (0.6, 0.3))) for _ in range(4000)]
     audio_right = np.mean([a == 0 for a, _ in draws])

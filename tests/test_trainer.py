@@ -5,13 +5,27 @@ import numpy as np
 import pytest
 import soundfile as sf
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-from transformers import AutoModel, AutoProcessor
+from huggingface_hub.dataclasses import strict
+from transformers import AutoModel, AutoProcessor, HfArgumentParser, PreTrainedConfig
 
-from turbo_hf import DataCollatorForAudioText, TurboForAudioTextClassification, TurboProcessor
-from turbo_hf.arguments import DataArguments, IemocapArguments, ModelArguments, parse_recipe_arguments
-from turbo_hf.experiment import summarize_folds, train_and_evaluate
+from turbo_hf import (
+    DataCollatorForAudioText,
+    DecodeAndCrop,
+    TurboConfig,
+    TurboForAudioTextClassification,
+    TurboProcessor,
+)
+from turbo_hf.arguments import (
+    DataArguments,
+    IemocapArguments,
+    ModelArguments,
+    parse_recipe_arguments,
+    with_config_fields,
+)
+from turbo_hf.experiment import train_and_evaluate
+from turbo_hf.folds import summarize_folds
 from turbo_hf.metrics import compute_metrics
-from turbo_hf.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
+from turbo_hf.testing.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
 from turbo_hf.trainer import TurboTrainer, TurboTrainingArguments
 
 LABELS = ["neutral", "happy", "sad"]
@@ -82,10 +96,11 @@ def _trainer(encoders, splits, args, loss_mode="turbo"):
     return TurboTrainer(
         model=model,
         args=args,
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
-        data_collator=DataCollatorForAudioText(processor, max_duration=0.5),
-        eval_data_collator=DataCollatorForAudioText(processor, training=False),
+        train_dataset=splits["train"].with_transform(
+            DecodeAndCrop(16000, max_duration=0.5, random_crop=True)
+        ),
+        eval_dataset=splits["validation"].with_transform(DecodeAndCrop(16000)),
+        data_collator=DataCollatorForAudioText(processor),
         processing_class=processor,
         compute_metrics=compute_metrics,
     )
@@ -284,6 +299,11 @@ def test_group_by_length_batches_utterances_of_similar_duration(tmp_path, encode
     trainer = _trainer(encoders, DatasetDict(train=train, validation=splits["validation"]), args)
     sampler = trainer._get_train_sampler()
     order = list(sampler)
+
+    def decode_nothing(batch):
+        raise AssertionError("reading the durations ran the split's audio transform")
+
+    assert list(trainer._get_train_sampler(train.with_transform(decode_nothing))) == order
     assert sorted(order) == list(range(12))
     durations = train["duration"]
     batches = [sorted(durations[i] for i in order[k : k + 4]) for k in range(0, 12, 4)]
@@ -298,38 +318,36 @@ def test_group_by_length_without_the_length_column_is_an_error_naming_it(tmp_pat
 
 
 def test_every_fold_gets_its_own_folder_and_hub_repository(tmp_path):
-    from turbo_hf.experiment import _fold_output_dir
+    from turbo_hf.folds import fold_training_args
 
     args = TurboTrainingArguments(output_dir=str(tmp_path / "iemocap"), report_to="none")
-    fold = _fold_output_dir(args, 3, many=True)
+    fold = fold_training_args(args, 3, many=True)
     assert fold.output_dir == str(tmp_path / "iemocap" / "fold_3") and fold.hub_model_id == "iemocap-fold3"
-    assert _fold_output_dir(args, 3, many=False) is args
+    assert fold_training_args(args, 3, many=False) is args
     resumed = TurboTrainingArguments(
         output_dir=str(tmp_path), resume_from_checkpoint="ckpt", report_to="none"
     )
     with pytest.raises(ValueError, match="--fold N"):
-        _fold_output_dir(resumed, 0, many=True)
+        fold_training_args(resumed, 0, many=True)
     last = dataclasses.replace(resumed, resume_from_checkpoint="last")
-    assert _fold_output_dir(last, 2, many=True).resume_from_checkpoint == "last"
+    assert fold_training_args(last, 2, many=True).resume_from_checkpoint == "last"
 
 
 def test_resume_last_finds_the_newest_checkpoint_and_a_fresh_run_warns_about_old_ones(tmp_path, caplog):
-    from turbo_hf.experiment import _checkpoint_to_resume
-
     args = TurboTrainingArguments(output_dir=str(tmp_path), report_to="none")
     with pytest.raises(ValueError, match="no checkpoint-\\* folder"):
-        _checkpoint_to_resume(dataclasses.replace(args, resume_from_checkpoint="last"))
+        dataclasses.replace(args, resume_from_checkpoint="last").checkpoint_to_resume()
     for step in (2, 10):
         (tmp_path / f"checkpoint-{step}").mkdir()
-    assert _checkpoint_to_resume(dataclasses.replace(args, resume_from_checkpoint="True")) == str(
+    assert dataclasses.replace(args, resume_from_checkpoint="True").checkpoint_to_resume() == str(
         tmp_path / "checkpoint-10"
     )
     # A yaml / json config gives `true` as a bool.
-    assert _checkpoint_to_resume(dataclasses.replace(args, resume_from_checkpoint=True)) == str(
+    assert dataclasses.replace(args, resume_from_checkpoint=True).checkpoint_to_resume() == str(
         tmp_path / "checkpoint-10"
     )
     with caplog.at_level("WARNING", logger="turbo_hf"):
-        assert _checkpoint_to_resume(args) is None
+        assert args.checkpoint_to_resume() is None
     assert "already holds checkpoints (newest: checkpoint-10)" in caplog.text
 
 
@@ -348,8 +366,7 @@ def test_classes_without_training_rows_are_named_in_a_warning(caplog):
 def test_a_manifest_without_validation_rows_gets_a_stratified_held_out_split_on_request():
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-    from turbo_hf.arguments import ManifestArguments
-    from turbo_hf.experiment import _with_validation_split
+    from turbo_hf.data.splits import with_validation_split
 
     features = Features({"text": Value("string"), "label": ClassLabel(names=["no", "yes"])})
     train = Dataset.from_dict(
@@ -358,23 +375,21 @@ def test_a_manifest_without_validation_rows_gets_a_stratified_held_out_split_on_
     test = Dataset.from_dict({"text": ["t"], "label": [1]}, features=features)
     splits = DatasetDict(train=train, test=test)
     with pytest.raises(ValueError, match=r"dsd.csv has no validation rows.*--validation_fraction"):
-        _with_validation_split(splits, ManifestArguments(manifest="dsd.csv"), seed=0)
-    carved = _with_validation_split(
-        splits, ManifestArguments(manifest="dsd.csv", validation_fraction=0.2), seed=0
-    )
+        with_validation_split(splits, None, seed=0, source="dsd.csv")
+    carved = with_validation_split(splits, 0.2, seed=0, source="dsd.csv")
     assert len(carved["validation"]) == 8 and len(carved["train"]) == 32
     assert sorted(carved["validation"]["label"]) == [0] * 6 + [1] * 2  # the 3:1 class ratio kept
     assert not set(carved["validation"]["text"]) & set(carved["train"]["text"])
     with pytest.raises(ValueError, match="has validation rows"):
-        _with_validation_split(carved, ManifestArguments(manifest="dsd.csv", validation_fraction=0.2), seed=0)
+        with_validation_split(carved, 0.2, seed=0, source="dsd.csv")
 
 
 def test_a_manifest_split_value_that_is_no_split_name_is_an_error_not_dropped_rows(tmp_path):
     import csv
 
     from turbo_hf.arguments import ManifestArguments
-    from turbo_hf.data.synthetic import make_synthetic_corpus
     from turbo_hf.experiment import run_manifest
+    from turbo_hf.testing.synthetic import make_synthetic_corpus
 
     manifest = make_synthetic_corpus(tmp_path / "corpus", layout="manifest", n_per_class=2, seed=0)
     with open(manifest, newline="") as handle:
@@ -389,3 +404,56 @@ def test_a_manifest_split_value_that_is_no_split_name_is_an_error_not_dropped_ro
         run_manifest(
             ModelArguments(), DataArguments(), ManifestArguments(manifest=str(manifest)), training_args
         )
+
+
+def _turbo_hyperparameters() -> list[dataclasses.Field]:
+    inherited = {config_field.name for config_field in dataclasses.fields(PreTrainedConfig)}
+    return [
+        config_field
+        for config_field in dataclasses.fields(TurboConfig)
+        if config_field.name not in inherited and config_field.name not in TurboConfig.sub_configs_defaults
+    ]
+
+
+def test_every_turbo_config_hyperparameter_is_a_recipe_argument_with_its_default_and_help(tmp_path):
+    own = _turbo_hyperparameters()
+    assert {"loss_mode", "ce_weight", "temperature", "dropout", "encoder_layerdrop"} <= {f.name for f in own}
+    arguments = {argument.name: argument for argument in dataclasses.fields(ModelArguments)}
+    for config_field in own:
+        argument = arguments[config_field.name]
+        assert argument.default == config_field.default, config_field.name
+        assert len(argument.metadata["help"]) > len("TurboConfig: ") + 10, config_field.name  # docstring text
+    assert ModelArguments().turbo_config_kwargs() == {f.name: f.default for f in own}
+    types = (ModelArguments, DataArguments, IemocapArguments, TurboTrainingArguments)
+    model_args, *_ = parse_recipe_arguments(
+        types,
+        {},
+        ["--output_dir", str(tmp_path), "--encoder_layerdrop", "0.1", "--no_gather_across_processes"],
+    )
+    kwargs = model_args.turbo_config_kwargs()
+    assert kwargs["encoder_layerdrop"] == 0.1 and kwargs["gather_across_processes"] is False
+    config = TurboConfig(**kwargs)
+    assert config.encoder_layerdrop == 0.1 and config.audio_config.layerdrop == 0.1
+
+
+def test_a_config_field_without_a_flag_type_is_a_yaml_argument():
+    @strict
+    class WeightedConfig(TurboConfig):
+        """
+        Args:
+            class_weights (`list[float]` or `str`, *optional*):
+                Cross-entropy weight of each class, or "balanced".
+        """
+
+        class_weights: list[float] | str | None = None
+
+    @with_config_fields(WeightedConfig)
+    class Arguments:
+        pass
+
+    (parsed,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(["--class_weights", "[1.0, 2.5]"])
+    assert ModelArguments.turbo_config_kwargs(parsed)["class_weights"] == [1.0, 2.5]
+    (balanced,) = HfArgumentParser(Arguments).parse_args_into_dataclasses(["--class_weights", "balanced"])
+    assert ModelArguments.turbo_config_kwargs(balanced)["class_weights"] == "balanced"
+    help_text = {argument.name: argument.metadata["help"] for argument in dataclasses.fields(Arguments)}
+    assert help_text["class_weights"].startswith("WeightedConfig: Cross-entropy weight of each class")

@@ -8,10 +8,11 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import TurboModelTester
+from datasets import Dataset
 from transformers import AutoModel, AutoProcessor, pipeline
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from turbo_hf import DataCollatorForAudioText, TurboForAudioTextClassification
+from turbo_hf import DataCollatorForAudioText, DecodeAndCrop, TurboForAudioTextClassification
 from turbo_hf.audio_encoders import WhisperAdapter
 from turbo_hf.cli import main
 from turbo_hf.pipeline import TASK
@@ -22,6 +23,14 @@ LABELS = ["neutral", "happy", "sad"]
 def whisper_tester(audio_window: str = "full", **kwargs) -> TurboModelTester:
     """A tiny Whisper with a 3 s pretrained window, so that a batch window can be shorter."""
     return TurboModelTester("whisper", "bert", whisper_seconds=3, audio_window=audio_window, **kwargs)
+
+
+def collate_as_the_trainer_does(processor, examples: list[dict], training: bool) -> dict:
+    """The split transform of training (random crops, here of nothing) or evaluation, then the collator."""
+    split = Dataset.from_list(examples).with_transform(
+        DecodeAndCrop(processor.sampling_rate, max_duration=None, random_crop=training)
+    )
+    return DataCollatorForAudioText(processor)([split[index] for index in range(len(split))])
 
 
 def assert_front_end_once_equals_plain_2n(adapter: WhisperAdapter, features: torch.Tensor) -> None:
@@ -160,15 +169,15 @@ def test_the_saved_window_is_what_the_collators_the_pipeline_and_the_cli_featuri
     assert processor.audio_window == "batch"
     model = AutoModel.from_pretrained(folder).eval()
     examples = [{"audio": wav, "text": "hello", "label": 0}]
-    evaluation = DataCollatorForAudioText(processor, training=False)(examples)
-    training = DataCollatorForAudioText(processor, training=True)(examples)
+    evaluation = collate_as_the_trainer_does(processor, examples, training=False)
+    training = collate_as_the_trainer_does(processor, examples, training=True)
     assert evaluation["input_features"].shape[-1] == 200
     torch.testing.assert_close(training["input_features"], evaluation["input_features"], rtol=0, atol=0)
     with torch.no_grad():
         output = model(**evaluation)
     expected = output.logits.softmax(-1)[0]
     classifier = pipeline(TASK, model=folder, device="cpu")
-    scores = {item["label"]: item["score"] for item in classifier({"audio": wav, "text": "hello"})}
+    scores = {item["label"]: item["score"] for item in classifier({"audio": wav, "text": "hello"})["labels"]}
     np.testing.assert_allclose([scores[label] for label in LABELS], expected.numpy(), rtol=1e-5)
     with torch.no_grad():  # the full window makes another audio embedding
         full_features = whisper_tester("full").processor(audio=[sf.read(wav)[0]], text=["hello"])
@@ -177,12 +186,28 @@ def test_the_saved_window_is_what_the_collators_the_pipeline_and_the_cli_featuri
     assert not torch.allclose(full_embedding, output.audio_embeds, rtol=1e-3, atol=1e-5)
 
 
+def test_the_pipeline_featurizes_a_batch_as_the_evaluation_collator_does(batch_window_folder, tmp_path):
+    folder, wav = batch_window_folder
+    short = tmp_path / "short.wav"
+    sf.write(short, sf.read(wav)[0][:8000], 16000)
+    clips = [{"audio": wav, "text": "hello"}, {"audio": str(short), "text": "sad world"}]
+    processor, model = AutoProcessor.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    batch = collate_as_the_trainer_does(processor, clips, training=False)
+    assert batch["input_features"].shape[-1] == 200  # both clips in the longest clip's 2 s window
+    with torch.no_grad():
+        expected = model(**batch).logits.softmax(-1)
+    results = pipeline(TASK, model=folder, device="cpu")(clips, batch_size=2)
+    for row, result in enumerate(results):
+        scores = {item["label"]: item["score"] for item in result["labels"]}
+        np.testing.assert_allclose([scores[label] for label in LABELS], expected[row].numpy(), rtol=1e-5)
+
+
 def test_the_cli_follows_the_saved_window(batch_window_folder, capsys):
     folder, wav = batch_window_folder
     assert main(["predict", folder, "--audio", wav, "--text", "hello"]) == 0
-    printed = {item["label"]: item["score"] for item in json.loads(capsys.readouterr().out)}
+    printed = {item["label"]: item["score"] for item in json.loads(capsys.readouterr().out)["labels"]}
     classifier = pipeline(TASK, model=folder, device="cpu")
-    scores = {item["label"]: item["score"] for item in classifier({"audio": wav, "text": "hello"})}
+    scores = {item["label"]: item["score"] for item in classifier({"audio": wav, "text": "hello"})["labels"]}
     assert printed == pytest.approx(scores, rel=1e-6)
 
 

@@ -7,7 +7,7 @@ transformers' Auto classes, so `AutoModel.from_pretrained(saved_dir)` works with
 
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
-from .collator import DataCollatorForAudioText
+from .collator import DataCollatorForAudioText, DecodeAndCrop
 from .configuration_turbo import TurboConfig
 from .data.iemocap import load_iemocap
 from .data.manifest import load_manifest
@@ -35,6 +35,7 @@ __all__ = [
     "TurboClassifierOutput",
     "TurboProcessor",
     "DataCollatorForAudioText",
+    "DecodeAndCrop",
     "AudioTextClassificationPipeline",
     "TurboTrainer",
     "TurboTrainingArguments",

@@ -109,7 +109,7 @@ def _default_collator(model: torch.nn.Module):
     source = getattr(model, "name_or_path", None)
     if not source:
         raise ValueError("embed() needs a collator for a model that was not loaded with from_pretrained")
-    return DataCollatorForAudioText(TurboProcessor.from_pretrained(source), training=False)
+    return DataCollatorForAudioText(TurboProcessor.from_pretrained(source))
 
 
 def embed(
@@ -123,10 +123,11 @@ def embed(
 ) -> dict[str, np.ndarray | None]:
     """Projected embeddings of every example, in dataset order: `{"audio", "text", "labels"}`.
 
-    `collator` defaults to `DataCollatorForAudioText(processor, training=False)` with the processor
-    saved beside a model loaded by `from_pretrained`. The model runs in eval mode (one pass, no dropout) under `torch.no_grad`, on `device` (default: where
-    its parameters are); each submodule's training flag is restored afterwards. `labels` is None when
-    the collator produced no "labels" (unlabelled data).
+    `collator` defaults to `DataCollatorForAudioText(processor)` (whole utterances) with the processor
+    saved beside a model loaded by `from_pretrained`. The model runs in eval mode (one pass, no
+    dropout) under `torch.no_grad`, on `device` (default: where its parameters are); each
+    submodule's training flag is restored afterwards. `labels` is None when the collator produced no
+    "labels" (unlabelled data).
     """
     if collator is None:
         collator = _default_collator(model)

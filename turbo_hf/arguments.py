@@ -4,19 +4,86 @@ the command line or from a .json / .yaml file followed by command-line overrides
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, PreTrainedConfig
+
+from .configuration_turbo import TurboConfig
+from .data.manifest import ManifestOptions
 
 
-@dataclass
+def _documented_arguments(config_class: type) -> dict[str, str]:
+    """`name -> description` from the "Args:" section of a transformers-style config docstring."""
+    helps: dict[str, list[str]] = {}
+    current = None
+    for line in inspect.cleandoc(config_class.__doc__ or "").splitlines():
+        entry = re.match(r"^    (\w+) \(", line)
+        if entry:
+            current = helps.setdefault(entry[1], [])
+        elif current is not None and line.startswith("        "):
+            current.append(line.strip())
+        elif line.strip():
+            current = None
+    return {name: " ".join(words) for name, words in helps.items()}
+
+
+# Types HfArgumentParser turns into flags; a config field of any other type (e.g. a list or a str)
+# becomes a string flag read as YAML ("balanced", "[1.0, 2.5]").
+_FLAG_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _flag_type(annotation: Any) -> Any:
+    """`int`, `float | None` ... for a field's annotation (a string or a type); None if it has no flag."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    parts = [part.strip() for part in text.split("|")]
+    kinds = [_FLAG_TYPES.get(part) for part in parts if part != "None"]
+    if len(kinds) != 1 or kinds[0] is None:
+        return None
+    return kinds[0] | None if "None" in parts else kinds[0]
+
+
+def with_config_fields(config_class: type[PreTrainedConfig]):
+    """Class decorator: add every hyper-parameter of `config_class` (its own fields, not the encoder
+    sub-configs nor PreTrainedConfig's) as a dataclass field with the config's default and its
+    docstring's description as help, so that a default lives in the config only."""
+    inherited = {config_field.name for config_field in dataclasses.fields(PreTrainedConfig)}
+    inherited |= set(getattr(config_class, "sub_configs_defaults", {}))
+    own = [
+        config_field
+        for config_field in dataclasses.fields(config_class)
+        if config_field.name not in inherited
+    ]
+    helps = _documented_arguments(config_class)
+
+    def add_fields(cls: type) -> type:
+        cls._config_fields, cls._yaml_fields = [config_field.name for config_field in own], []
+        for config_field in own:
+            name, default, flag_type = config_field.name, config_field.default, _flag_type(config_field.type)
+            if default is dataclasses.MISSING:
+                default = config_field.default_factory()
+            help_text = f"{config_class.__name__}: {helps.get(name, '')}"
+            if flag_type is None:
+                cls._yaml_fields.append(name)
+                flag_type, default = str | None, None if default is None else json.dumps(default)
+                help_text += " (a YAML / JSON value)"
+            cls.__annotations__[name] = flag_type
+            setattr(cls, name, field(default=default, metadata={"help": help_text}))
+        return dataclass(cls)
+
+    return add_fields
+
+
+@with_config_fields(TurboConfig)
 class ModelArguments:
-    """Encoders and Turbo hyper-parameters (they become the TurboConfig)."""
+    """The encoders, and every TurboConfig hyper-parameter (added from TurboConfig: its defaults and
+    its docstring's help)."""
 
     audio_model_name_or_path: str = field(
         default="facebook/wav2vec2-base", metadata={"help": "Audio encoder: hub id or local folder."}
@@ -24,45 +91,6 @@ class ModelArguments:
     text_model_name_or_path: str = field(
         default="bert-base-uncased", metadata={"help": "Text encoder: hub id or local folder."}
     )
-    loss_mode: str = field(default="turbo", metadata={"help": "turbo | cross | vanilla | in_modal."})
-    ce_weight: float = field(
-        default=0.5, metadata={"help": "lambda: loss = lambda*CE + (1-lambda)*contrastive."}
-    )
-    temperature: float = field(default=0.05, metadata={"help": "tau of InfoNCE."})
-    projection_dim: int = field(default=256, metadata={"help": "Size of the joint audio-text space."})
-    dropout: float = field(
-        default=0.2, metadata={"help": "Dropout after projections, pushed into the encoders."}
-    )
-    text_pooling: str | None = field(
-        default=None, metadata={"help": "cls | mean | last (default by encoder)."}
-    )
-    classify_on: str = field(
-        default="first", metadata={"help": "first | both: views the classifier is trained on."}
-    )
-    # -- Whisper window, per-modality encoder dropout, feature norm, duplicate negatives (TurboConfig fields)
-    audio_window: str = field(
-        default="full",
-        metadata={"help": "full | batch: Whisper's 30 s window, or the batch's longest clip (faster)."},
-    )
-    encoder_dropout: float | None = field(
-        default=None,
-        metadata={"help": "Dropout pushed into both encoders (0.2: the paper everywhere); -1 keeps theirs."},
-    )
-    audio_encoder_dropout: float | None = field(
-        default=None,
-        metadata={"help": "Audio encoder dropout (default: Whisper keeps its own 0, others `dropout`)."},
-    )
-    text_encoder_dropout: float | None = field(
-        default=None, metadata={"help": "Text encoder dropout (default: `dropout`)."}
-    )
-    feature_norm: str | None = field(
-        default=None, metadata={"help": "batch: batch-normalise pooled features before the projections."}
-    )
-    duplicate_negatives: str = field(
-        default="keep",
-        metadata={"help": "keep | mask: same-transcript rows are not negatives in text terms."},
-    )
-    # --
     freeze_feature_encoder: bool = field(
         default=False, metadata={"help": "Freeze the audio encoder's convolutional front end."}
     )
@@ -72,22 +100,11 @@ class ModelArguments:
     )
 
     def turbo_config_kwargs(self) -> dict[str, Any]:
-        names = (
-            "loss_mode",
-            "ce_weight",
-            "temperature",
-            "projection_dim",
-            "dropout",
-            "text_pooling",
-            "classify_on",
-            "audio_window",
-            "encoder_dropout",
-            "audio_encoder_dropout",
-            "text_encoder_dropout",
-            "feature_norm",
-            "duplicate_negatives",
-        )
-        return {name: getattr(self, name) for name in names}
+        """The TurboConfig keyword arguments these arguments hold."""
+        values = {name: getattr(self, name) for name in self._config_fields}
+        for name in self._yaml_fields:
+            values[name] = None if values[name] is None else yaml.safe_load(values[name])
+        return values
 
 
 @dataclass
@@ -136,27 +153,15 @@ class IemocapArguments:
 
 
 @dataclass
-class ManifestArguments:
+class ManifestArguments(ManifestOptions):
+    """The manifest of run_dsd.py: its file, its columns (`ManifestOptions`), classes and validation."""
+
     manifest: str = field(
         default=None, metadata={"help": "CSV, TSV or JSONL with audio, text, label, split."}
     )
-    audio_column: str = field(default="audio", metadata={"help": "Column with the audio path."})
-    text_column: str = field(default="text", metadata={"help": "Column with the transcript."})
-    label_column: str = field(default="label", metadata={"help": "Column with the class."})
-    split_column: str = field(default="split", metadata={"help": "Column naming train / validation / test."})
     labels: str | None = field(
         default=None,
         metadata={"help": "Comma-separated class names in index order (default: sorted values)."},
-    )
-    on_bad_row: str = field(
-        default="raise",
-        metadata={
-            "help": "'raise': stop at the first bad row (missing or undecodable audio, unknown label, ...), "
-            "naming its file line; 'skip': leave bad rows out, counted and logged with their lines."
-        },
-    )
-    id_column: str | None = field(
-        default="id", metadata={"help": "Column of utterance ids, if the manifest has one."}
     )
     validation_fraction: float | None = field(
         default=None,

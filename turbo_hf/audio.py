@@ -125,25 +125,19 @@ def load_audio(
 
 
 def audio_duration(path: str | os.PathLike) -> float:
-    """Duration in seconds, read from the file header (no full decode)."""
+    """Duration in seconds, read from the file header (no full decode).
+
+    Raises AudioDecodingError when the header cannot be read (not a sound file, an empty file) or
+    describes no samples: the manifest and IEMOCAP loaders call it to reject such files with the same
+    words before training, rather than when a batch is read.
+    """
     try:
         info = sf.info(str(path))
     except Exception as err:
-        raise AudioDecodingError(f"cannot read audio header of {path}: {err}") from err
+        raise AudioDecodingError(f"unreadable audio header of {path}: {err}") from err
+    if info.frames <= 0:
+        raise AudioDecodingError(f"audio file {path} is empty (0 frames)")
     return info.frames / info.samplerate
-
-
-def read_header_duration(audio_path: str | os.PathLike) -> float | str:
-    """Duration in seconds from the file header, or why the file is not usable audio.
-
-    The manifest and IEMOCAP loaders both call it, so that they reject the same files (not audio,
-    an empty file, 0 frames) with the same words, before training rather than when a batch is read.
-    """
-    try:
-        seconds = audio_duration(audio_path)
-    except AudioDecodingError as err:
-        return f"unreadable audio header: {err}"
-    return seconds if seconds > 0 else f"audio file {audio_path} is empty (0 frames)"
 
 
 def check_long_enough(waveform: np.ndarray, min_samples: int | None, sampling_rate: int) -> None:

@@ -1,6 +1,6 @@
 """`turbo-hf`: classify audio + transcripts, or score a labelled manifest, from the command line.
 
-    turbo-hf predict MODEL --audio a.wav --text "the transcript"            # JSON of the labels
+    turbo-hf predict MODEL --audio a.wav --text "the transcript"            # JSON: labels, transcript
     turbo-hf predict MODEL --manifest m.csv --output predictions.jsonl     # one JSON line per row
     turbo-hf predict MODEL --manifest m.csv --split test                    # only the test rows
     turbo-hf evaluate MODEL --manifest m.csv --split test                   # WA, UA, macro F1 (+ ACC, EER)
@@ -13,6 +13,7 @@ that cannot be decoded) stop the run with exit code 2 and one line naming file:l
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -24,12 +25,11 @@ import numpy as np
 import transformers
 from datasets import DatasetDict
 from tqdm.auto import tqdm
-from transformers import EvalPrediction
 
 from .audio import AudioDecodingError, check_long_enough, load_audio
-from .data.manifest import ManifestError, load_manifest_with_report
-from .metrics import compute_metrics
-from .pipeline import TASK, register_pipeline
+from .data.manifest import ManifestError, ManifestOptions, load_manifest
+from .metrics import score_probabilities
+from .pipeline import TASK, label_names, register_pipeline
 
 EXIT_BAD_INPUT = 2
 # Added to each manifest row by the loader so that a row that fails later is still named file:line.
@@ -42,18 +42,27 @@ class UserError(Exception):
 
 
 # -- argument parsing ----------------------------------------------------------------------------------
+# What a column flag means on the command line beyond its ManifestOptions help.
+_COLUMN_NOTES = {"text_column": " Without this flag the column may be absent with --asr-model."}
+
+
+def _add_column_flags(parser: argparse.ArgumentParser, *names: str) -> None:
+    """`--audio-column` ... from ManifestOptions; None when not given, so that `_Manifest` knows."""
+    for option in dataclasses.fields(ManifestOptions):
+        if option.name in names:
+            note = _COLUMN_NOTES.get(option.name, "")
+            parser.add_argument(
+                "--" + option.name.replace("_", "-"),
+                help=f"{option.metadata['help']} Default: {option.default}.{note}",
+            )
+
+
 def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="Saved Turbo model: a folder written by save_pretrained, or a hub id.")
     parser.add_argument(
         "--manifest", help="CSV / TSV / JSONL manifest (columns audio, text[, label, id, split])."
     )
-    parser.add_argument("--audio-column", default="audio", help="Manifest column of audio paths.")
-    parser.add_argument(
-        "--text-column",
-        help="Manifest column of transcripts (default: text, which may then be absent with --asr-model).",
-    )
-    parser.add_argument("--id-column", default="id", help="Manifest column of row ids (default: file:line).")
-    parser.add_argument("--split-column", default="split", help="Manifest column of split names.")
+    _add_column_flags(parser, "audio_column", "text_column", "id_column", "split_column")
     parser.add_argument("--batch-size", type=int, default=8, help="Rows per model call.")
     parser.add_argument(
         "--asr-model",
@@ -88,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="Score the model on a labelled manifest.")
     _add_common_arguments(evaluate)
-    evaluate.add_argument("--label-column", default="label", help="Manifest column of labels.")
+    _add_column_flags(evaluate, "label_column")
     evaluate.add_argument("--split", help="Rows of this split only (needed when the manifest has splits).")
     evaluate.add_argument("--output", help="Also write the metrics to this JSON file.")
     evaluate.set_defaults(run=_evaluate)
@@ -114,31 +123,32 @@ class _Manifest:
     """
 
     def __init__(
-        self,
-        args: argparse.Namespace,
-        label_column: str | None,
-        labels: list[str] | None = None,
-        split_required: bool = False,
+        self, args: argparse.Namespace, labels: list[str] | None = None, split_required: bool = False
     ):
         self.path = Path(args.manifest)
-        # Without --split, predict keeps every row in file order, while evaluate must not mix splits.
-        by_split = args.split is not None or split_required
+        given = {
+            option.name: getattr(args, option.name)
+            for option in dataclasses.fields(ManifestOptions)
+            if getattr(args, option.name, None) is not None
+        }
+        options = ManifestOptions(**given, on_bad_row="skip" if args.skip_bad_rows else "raise")
+        if labels is None:
+            options.label_column = None  # predict: the manifest's labels are not read
+        if args.split is None and not split_required:
+            # Without --split, predict keeps every row in file order, while evaluate must not mix splits.
+            options.split_column = None
         try:
-            self.data, skipped = load_manifest_with_report(
+            self.data, self.skipped = load_manifest(
                 self.path,
-                audio_column=args.audio_column,
-                text_column=args.text_column or "text",
+                options,
+                labels=labels,
+                splits=args.split,
                 # With a recognizer, rows without a transcript are transcribed; a column named with
                 # --text-column stays required, so that a typo in it is not silently ignored.
                 text_optional=args.asr_model is not None and args.text_column is None,
-                label_column=label_column,
-                labels=labels,
-                split_column=args.split_column if by_split else None,
-                id_column=args.id_column,
-                on_bad_row="skip" if args.skip_bad_rows else "raise",
                 compute_duration=False,
                 line_column=_LINE_COLUMN,
-                splits=args.split,
+                return_skipped=True,
             )
         except FileNotFoundError as err:
             raise UserError(str(err)) from err
@@ -148,7 +158,6 @@ class _Manifest:
                     f"{self.path}: the manifest holds splits {sorted(self.data)}; choose one with --split"
                 )
             (self.data,) = self.data.values()
-        self.skipped = [(line, reason) for line, reason in skipped]
 
     def where(self, row: dict[str, Any]) -> str:
         return f"{self.path}:{row[_LINE_COLUMN]}"
@@ -185,11 +194,8 @@ def _classify_rows(
                 inputs.append({"audio": waveform, "sampling_rate": rate, "text": text})
             outputs = pipe(inputs, batch_size=args.batch_size, top_k=top_k) if inputs else []
             for row, model_input, output in zip(rows, inputs, outputs):
-                if isinstance(output, dict):  # the pipeline has an ASR model
-                    transcript = output["transcript"] if model_input["text"] is None else None
-                    yield row, output["labels"], transcript
-                else:
-                    yield row, output, None
+                transcribed = model_input["text"] is None
+                yield row, output["labels"], output["transcript"] if transcribed else None
             progress.update(min(chunk, len(manifest.data) - start))
 
 
@@ -223,7 +229,7 @@ def _predict(args: argparse.Namespace) -> None:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return
 
-    manifest = _Manifest(args, label_column=None)
+    manifest = _Manifest(args)
     with _open_output(args.output) as output:
         for row, labels, transcript in _classify_rows(pipe, manifest, args):
             record = {"id": row["id"], "label": labels[0]["label"], "score": labels[0]["score"]}
@@ -239,9 +245,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.manifest is None:
         raise UserError("evaluate needs --manifest, a labelled CSV / TSV / JSONL file")
     pipe = _load_pipeline(args)
-    config = pipe.model.config
-    labels = [config.id2label[index] for index in range(config.num_labels)]
-    manifest = _Manifest(args, label_column=args.label_column, labels=labels, split_required=True)
+    labels = label_names(pipe.model.config)
+    manifest = _Manifest(args, labels=labels, split_required=True)
 
     label2id = {name: index for index, name in enumerate(labels)}
     references, probabilities = [], []
@@ -253,9 +258,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         probabilities.append(row_probabilities)
     if not references:
         raise UserError(f"{manifest.path}: no readable rows to evaluate")
-    # log-probabilities are logits with the same argmax and softmax, so compute_metrics serves as is.
-    log_probabilities = np.log(np.clip(np.stack(probabilities), 1e-38, None))
-    metrics = compute_metrics(EvalPrediction(predictions=log_probabilities, label_ids=np.array(references)))
+    metrics = score_probabilities(np.array(references), np.stack(probabilities))
     metrics["num_examples"] = len(references)
     text = json.dumps(metrics, indent=2)
     print(text)

@@ -1,4 +1,7 @@
-"""DataCollatorForAudioText: decode, crop, featurize and pad a batch of audio + transcript examples."""
+"""Batches of audio + transcript examples, as the HF audio-classification example builds them: a
+per-split transform that decodes and crops (`DecodeAndCrop`), and one collator that featurizes and
+pads (`DataCollatorForAudioText`). Training and evaluation differ only in their splits' transforms,
+so the Trainer needs one collator and nothing is swapped between them."""
 
 from __future__ import annotations
 
@@ -7,80 +10,102 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .audio import AudioDecodingError, check_long_enough, crop_waveform, load_audio
 from .processing_turbo import TurboProcessor
 
 
+def _decode(audio: Any, sampling_rate: int, name: str) -> np.ndarray:
+    try:
+        return load_audio(audio, sampling_rate)
+    except AudioDecodingError as err:
+        raise AudioDecodingError(f"example {name}: {err}") from err
+
+
+@dataclass
+class DecodeAndCrop:
+    """A `datasets` transform (`split.with_transform(DecodeAndCrop(...))`) that decodes each row's
+    audio to a float32 mono waveform at `sampling_rate` and crops it to `max_duration` seconds.
+
+    With `random_crop` (training) the window is drawn anew each time a row is read, from torch's RNG:
+    new every epoch and reproducible from the seed (`transformers.set_seed`, and the DataLoader's
+    per-worker seeds). Without it (evaluation) the centre is kept; `max_duration=None` keeps the
+    whole utterance. Rows stay undecoded in the dataset, so thousands of utterances cost no memory.
+    """
+
+    sampling_rate: int
+    max_duration: float | None = None
+    random_crop: bool = False
+    audio_column: str = "audio"
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        limit = None if self.max_duration is None else int(round(self.max_duration * self.sampling_rate))
+        names = batch.get("id") or [f"#{index}" for index in range(len(batch[self.audio_column]))]
+        batch[self.audio_column] = [
+            crop_waveform(_decode(audio, self.sampling_rate, name), limit, random=self.random_crop)
+            for audio, name in zip(batch[self.audio_column], names)
+        ]
+        return batch
+
+
 @dataclass
 class DataCollatorForAudioText:
     """Collate examples `{"audio": ..., "text": str, "label": int}` into model inputs.
 
-    Audio stays undecoded in the dataset (a path, bytes, or an `array` + `sampling_rate` dict) and is
-    read here, so a dataset of thousands of utterances costs no memory up front. In training each
-    utterance longer than `max_duration` seconds is cropped to a random window; in evaluation the
-    whole utterance is kept unless `eval_max_duration` asks for a centre crop.
+    `audio` is a waveform at the processor's rate (what `DecodeAndCrop` writes) or any input of
+    `turbo_hf.audio.load_audio` (a path, bytes, an `array` + `sampling_rate` dict), decoded here whole.
+    Each utterance must have `min_samples` samples; the processor then featurizes and pads the batch.
 
     Args:
         processor: the model's TurboProcessor.
-        max_duration: longest audio in training, in seconds (None: no crop).
-        training: random crops when True; set False for evaluation and prediction.
-        eval_max_duration: longest audio outside training, centre-cropped (None: whole utterance).
         max_text_length: transcripts are truncated to this many tokens.
-        min_samples: fewest samples an utterance may have after cropping (the model's
-            `receptive_field_samples`); a shorter one is an error naming the example.
+        min_samples: fewest samples an utterance may have (the model's `receptive_field_samples`);
+            a shorter one is an error naming the example.
         audio_column, text_column, label_column: field names in the examples.
     """
 
     processor: TurboProcessor
-    max_duration: float | None = None
-    training: bool = True
-    eval_max_duration: float | None = None
     max_text_length: int | None = 128
     min_samples: int | None = None
     audio_column: str = "audio"
     text_column: str = "text"
     label_column: str = "label"
 
-    def _waveform(self, example: Mapping[str, Any], position: int):
-        if self.audio_column not in example:
-            raise KeyError(
-                f"example {position} of the batch has no {self.audio_column!r} field; found {sorted(example)}"
-            )
-        sampling_rate = self.processor.sampling_rate
-        try:
-            waveform = load_audio(example[self.audio_column], sampling_rate)
-            check_long_enough(waveform, self.min_samples, sampling_rate)
-        except AudioDecodingError as err:
-            name = example.get("id", f"#{position} of the batch")
-            raise AudioDecodingError(f"example {name}: {err}") from err
-        limit = self.max_duration if self.training else self.eval_max_duration
-        max_samples = None if limit is None else int(round(limit * sampling_rate))
-        return crop_waveform(waveform, max_samples, random=self.training)
+    def _field(self, example: Mapping[str, Any], name: str, position: int) -> Any:
+        if name not in example:
+            raise KeyError(f"example {position} of the batch has no {name!r} field; found {sorted(example)}")
+        return example[name]
 
-    def _text(self, example: Mapping[str, Any], position: int) -> str:
-        if self.text_column not in example:
-            raise KeyError(
-                f"example {position} of the batch has no {self.text_column!r} field; found {sorted(example)}"
-            )
-        # None is an utterance without a transcript, encoded like the empty transcript.
-        return example[self.text_column] or ""
+    def _waveform(self, example: Mapping[str, Any], position: int) -> np.ndarray:
+        audio = self._field(example, self.audio_column, position)
+        name = example.get("id", f"#{position} of the batch")
+        rate = self.processor.sampling_rate
+        waveform = audio if isinstance(audio, np.ndarray) else _decode(audio, rate, name)
+        try:
+            check_long_enough(waveform, self.min_samples, rate)
+        except AudioDecodingError as err:
+            raise AudioDecodingError(f"example {name}: {err}") from err
+        return waveform
 
     def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         waveforms = [self._waveform(example, position) for position, example in enumerate(examples)]
-        texts = [self._text(example, position) for position, example in enumerate(examples)]
-        batch = self.processor(
-            audio=waveforms,
-            text=texts,
-            sampling_rate=self.processor.sampling_rate,
-            return_tensors="pt",
-            max_length=self.max_text_length,
+        # None is an utterance without a transcript, encoded like the empty transcript.
+        texts = [self._field(example, self.text_column, i) or "" for i, example in enumerate(examples)]
+        batch = dict(
+            self.processor(
+                audio=waveforms,
+                text=texts,
+                sampling_rate=self.processor.sampling_rate,
+                return_tensors="pt",
+                max_length=self.max_text_length,
+            )
         )
         labels = [example.get(self.label_column) for example in examples]
         unlabelled = [position for position, label in enumerate(labels) if label is None]
         if len(unlabelled) == len(labels):  # prediction: no labels at all
-            return dict(batch)
+            return batch
         if unlabelled:
             # A partly labelled batch would train on the contrastive loss alone without a word.
             raise ValueError(
@@ -96,7 +121,7 @@ class DataCollatorForAudioText:
                 "Encode string labels first, e.g. with datasets.ClassLabel"
             )
         batch["labels"] = torch.tensor([int(label) for label in labels], dtype=torch.long)
-        return dict(batch)
+        return batch
 
 
-__all__ = ["DataCollatorForAudioText"]
+__all__ = ["DataCollatorForAudioText", "DecodeAndCrop"]

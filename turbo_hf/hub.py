@@ -15,9 +15,9 @@ from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
-from .metrics import PAPER_CITATION
+from .metrics import METRICS, PAPER_CITATION
 from .modeling_turbo import TurboForAudioTextClassification
-from .pipeline import TASK
+from .pipeline import TASK, label_names
 from .processing_turbo import TurboProcessor
 
 # The Hub's fixed list of pipeline tags has no audio+text classification; audio-classification is the
@@ -26,14 +26,7 @@ PIPELINE_TAG = "audio-classification"
 LIBRARY_NAME = "turbo_hf"
 DEFAULT_COMMIT_MESSAGE = "Upload Turbo audio-text classifier"
 
-# Metrics of turbo_hf.metrics, as they appear in Trainer results ("test_wa") or bare ("wa").
-_METRIC_NAMES = {
-    "wa": "WA (weighted accuracy)",
-    "ua": "UA (unweighted accuracy)",
-    "macro_f1": "Macro F1",
-    "acc": "Accuracy",
-    "eer": "EER (equal error rate)",
-}
+# Metrics appear in Trainer results with the split as prefix ("test_wa") or bare ("wa").
 _SPLIT_PREFIXES = {"test_": "test", "eval_": "validation", "validation_": "validation"}
 # owner/name or a legacy top-level name such as bert-base-uncased; local folders are not ids.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -51,7 +44,7 @@ def _known_metrics(eval_results: Mapping[str, Any] | None) -> list[tuple[str, st
     found = []
     for key, value in (eval_results or {}).items():
         name, split = _split_metric(key)
-        if name in _METRIC_NAMES and isinstance(value, (int, float)):
+        if name in METRICS and isinstance(value, (int, float)):
             found.append((name, split, float(value)))
     return found
 
@@ -66,11 +59,6 @@ def _encoder_ids(model: TurboForAudioTextClassification) -> list[str]:
     return [name for name in names if _looks_like_hub_id(name)]
 
 
-def _label_names(model: TurboForAudioTextClassification) -> list[str]:
-    id2label = model.config.id2label
-    return [str(id2label[index]) for index in range(model.config.num_labels)]
-
-
 def _describe_encoder(config) -> str:
     name = config._name_or_path
     if _looks_like_hub_id(name):
@@ -81,7 +69,9 @@ def _describe_encoder(config) -> str:
 
 
 def _results_table(metrics: list[tuple[str, str | None, float]]) -> str:
-    rows = [f"| {split or '-'} | {_METRIC_NAMES[name]} | {value:.4f} |" for name, split, value in metrics]
+    rows = [
+        f"| {split or '-'} | {METRICS[name].display_name} | {value:.4f} |" for name, split, value in metrics
+    ]
     return "\n".join(["| Split | Metric | Value |", "|---|---|---|", *rows])
 
 
@@ -101,7 +91,7 @@ def build_model_card(
     `repo_id` names the model in the card and its usage examples.
     """
     config = model.config
-    labels = _label_names(model)
+    labels = label_names(config)
     base_models = list(base_model_ids) if base_model_ids is not None else _encoder_ids(model)
     metrics = _known_metrics(eval_results)
     model_name = repo_id.split("/")[-1] if repo_id else "turbo-audio-text-classifier"
@@ -113,7 +103,7 @@ def build_model_card(
             dataset_name=dataset_name or "custom",
             dataset_split=split,
             metric_type=name,
-            metric_name=_METRIC_NAMES[name],
+            metric_name=METRICS[name].display_name,
             metric_value=value,
         )
         for name, split, value in metrics

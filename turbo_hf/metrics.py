@@ -1,9 +1,11 @@
 """Classification metrics of the paper: WA, UA (emotion recognition), ACC and EER (deepfake detection).
 
 Everything here is plain numpy so that metrics run in any process without scikit-learn or the network.
-Three entry points share the same numbers:
+`METRICS` is the one home of the reported metrics' names, display names and directions (the trainer's
+best-checkpoint choice, the model card and the recipes read it). Four entry points share the numbers:
 
 - the functions (`weighted_accuracy`, `unweighted_accuracy`, `macro_f1`, `equal_error_rate`, ...),
+- `score_probabilities`, from class probabilities (the pipeline's scores, as `turbo-hf evaluate` has them),
 - `compute_metrics`, to pass to `transformers.Trainer(compute_metrics=...)`,
 - `TurboClassificationMetric`, an `evaluate.Metric` instantiated directly (no `evaluate.load`, no Hub).
 """
@@ -11,7 +13,7 @@ Three entry points share the same numbers:
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import datasets
 import evaluate
@@ -46,6 +48,33 @@ Examples:
     >>> metric = TurboClassificationMetric("binary", keep_in_memory=True)
     >>> metric.compute(predictions=[0, 1, 1], references=[0, 1, 0], scores=[0.1, 0.9, 0.6])
 """
+
+
+class MetricInfo(NamedTuple):
+    """How a metric is shown (model card, fold summaries) and which way is better."""
+
+    display_name: str
+    greater_is_better: bool
+    binary_only: bool = False  # reported for two classes only
+
+
+# Every metric `score_probabilities` / `compute_metrics` report, by the key of their results.
+METRICS: dict[str, MetricInfo] = {
+    "wa": MetricInfo("WA (weighted accuracy)", greater_is_better=True),
+    "ua": MetricInfo("UA (unweighted accuracy)", greater_is_better=True),
+    "macro_f1": MetricInfo("Macro F1", greater_is_better=True),
+    "acc": MetricInfo("Accuracy", greater_is_better=True, binary_only=True),
+    "eer": MetricInfo("EER (equal error rate)", greater_is_better=False, binary_only=True),
+}
+
+
+def greater_is_better(name: str) -> bool:
+    """Direction of a metric as Trainer results name it ("eval_eer", "ua", "ce_loss"): losses and the
+    lower-is-better entries of `METRICS` (EER) are lower-is-better, everything else greater."""
+    name = name.removeprefix("eval_")
+    if name in METRICS:
+        return METRICS[name].greater_is_better
+    return not name.endswith("loss")
 
 
 def _as_array(values: Any, name: str) -> np.ndarray:
@@ -187,19 +216,13 @@ def equal_error_rate(labels: Any, scores: Any) -> float:
     return float(fpr[before] + fraction * (fpr[cross] - fpr[before]))
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
 def _classification_scores(
     labels: np.ndarray,
     predictions: np.ndarray,
     positive_scores: np.ndarray | None = None,
     num_classes: int | None = None,
 ) -> dict[str, float]:
-    """The one place that decides which numbers a task reports (shared by compute_metrics and the Metric)."""
+    """The one place that decides which numbers a task reports (the keys of `METRICS`)."""
     results = {
         "wa": weighted_accuracy(labels, predictions),
         "ua": unweighted_accuracy(labels, predictions, num_classes),
@@ -217,11 +240,23 @@ def _classification_scores(
     return results
 
 
+def score_probabilities(labels: Any, probabilities: Any) -> dict[str, float]:
+    """WA, UA and macro F1 of class probabilities `(N, C)` against label ids `(N,)`; with two classes
+    also ACC and the EER of the probability of class 1."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2:
+        raise ValueError(f"expected class scores of shape (N, num_classes); got {probabilities.shape}")
+    num_classes = probabilities.shape[1]
+    labels = _as_class_ids(labels, "label_ids", num_classes)
+    positive_scores = probabilities[:, 1] if num_classes == 2 else None
+    return _classification_scores(labels, probabilities.argmax(axis=-1), positive_scores, num_classes)
+
+
 def compute_metrics(eval_pred: Any) -> dict[str, float]:
     """`Trainer(compute_metrics=compute_metrics)`: logits `(N, C)` and label ids `(N,)` to a dict of scores.
 
-    Returns WA, UA and macro F1; with two classes also ACC and the EER of the softmax probability of
-    class 1. Tuples of predictions (logits followed by other model outputs) use their first element.
+    `score_probabilities` of the softmax of the logits. Tuples of predictions (logits followed by
+    other model outputs) use their first element.
     """
     logits, label_ids = eval_pred.predictions, eval_pred.label_ids
     if isinstance(logits, (tuple, list)):
@@ -231,11 +266,8 @@ def compute_metrics(eval_pred: Any) -> dict[str, float]:
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2:
         raise ValueError(f"compute_metrics expects logits of shape (N, num_classes); got {logits.shape}")
-    num_classes = logits.shape[1]
-    labels = _as_class_ids(label_ids, "label_ids", num_classes)
-    predictions = logits.argmax(axis=-1)
-    positive_scores = _softmax(logits)[:, 1] if num_classes == 2 else None
-    return _classification_scores(labels, predictions, positive_scores, num_classes)
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return score_probabilities(label_ids, shifted / shifted.sum(axis=-1, keepdims=True))
 
 
 class TurboClassificationMetric(evaluate.Metric):
@@ -282,12 +314,16 @@ class TurboClassificationMetric(evaluate.Metric):
 
 
 __all__ = [
+    "METRICS",
+    "MetricInfo",
     "TurboClassificationMetric",
     "accuracy",
     "compute_metrics",
     "confusion_matrix",
     "equal_error_rate",
+    "greater_is_better",
     "macro_f1",
+    "score_probabilities",
     "unweighted_accuracy",
     "weighted_accuracy",
 ]

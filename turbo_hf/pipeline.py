@@ -5,24 +5,23 @@ After `import turbo_hf` (which calls `register_pipeline`), a folder written by `
 
     >>> classifier = transformers.pipeline("audio-text-classification", model="path/to/model")
     >>> classifier({"audio": "utterance.wav", "text": "I am so glad to see you"})
-    [{'label': 'happy', 'score': 0.91}, {'label': 'neutral', 'score': 0.06}, {'label': 'sad', 'score': 0.03}]
+    {'labels': [{'label': 'happy', 'score': 0.91}, {'label': 'neutral', 'score': 0.06}, ...],
+     'transcript': 'I am so glad to see you'}
 
 Audio is read by `turbo_hf.audio.load_audio` (the code path of training) and featurized by the
-processor on the whole batch, exactly as `DataCollatorForAudioText` does in evaluation.
+processor; the pipeline implements the four hooks of `transformers.Pipeline` and nothing else.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence, Sized
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
-from transformers import Pipeline
+from transformers import Pipeline, PreTrainedConfig
 from transformers.pipelines import PIPELINE_REGISTRY
-from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from .audio import AudioDecodingError, check_long_enough, load_audio, resample
 from .modeling_turbo import TurboForAudioTextClassification
@@ -53,14 +52,17 @@ class AudioTextClassificationPipeline(Pipeline):
     automatic-speech-recognition pipeline, or a model id / folder to build one from. Without either, a
     `ValueError` says which is needed.
 
-    Output per input: the labels with their softmax scores, highest first (`top_k=None`: all labels).
-    When the pipeline has an ASR model, each output is instead `{"transcript": str, "labels": [...]}`,
-    where `transcript` is the text the classifier read (the given one, or the ASR output).
+    Output per input, whatever the options: `{"labels": [{"label": str, "score": float}, ...],
+    "transcript": str}`: the labels with their softmax scores, highest first (`top_k=None`: all
+    labels), and the transcript the classifier read (the given text, or what `asr_model` heard).
     Scores are those of the model in evaluation mode: the pipeline puts the model in `eval()`.
 
-    `batch_size > 1` pads a batch to its longest audio. Encoders whose front end normalises over the
-    whole padded input (wav2vec2-base, `feat_extract_norm="group"`) then give slightly different scores
-    than one input at a time, as in evaluation with the Trainer; layer-normed encoders do not.
+    `batch_size > 1` featurizes a batch's audio together through the processor, as the training
+    collator does (to its longest clip; Whisper with `audio_window="batch"`: to the batch window), and
+    pads its transcripts with transformers' padding collator (so the tokenizer must pad on the right). Encoders whose front end
+    normalises over the whole padded input (wav2vec2-base, `feat_extract_norm="group"`) then give
+    slightly different scores than one input at a time, as in evaluation with the Trainer;
+    layer-normed encoders do not. Transcription runs one input at a time.
     """
 
     _load_processor = True
@@ -110,7 +112,7 @@ class AudioTextClassificationPipeline(Pipeline):
 
     def __call__(
         self, inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]], **kwargs: Any
-    ) -> list[dict[str, Any]] | dict[str, Any] | list:
+    ) -> dict[str, Any] | list[dict[str, Any]]:
         """Classify one input or a list of inputs (see the class docstring for their form).
 
         Args:
@@ -132,8 +134,8 @@ class AudioTextClassificationPipeline(Pipeline):
             postprocess_params["top_k"] = top_k
         return {}, {}, postprocess_params
 
-    # -- preprocess: decode one input -------------------------------------------------------------
     def preprocess(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Decode one input, transcribe it if it has no text, and featurize it."""
         if not isinstance(inputs, Mapping) or "audio" not in inputs:
             found = sorted(inputs) if isinstance(inputs, Mapping) else type(inputs).__name__
             raise ValueError(f"{_INPUT_FORM}; got {found}")
@@ -151,58 +153,39 @@ class AudioTextClassificationPipeline(Pipeline):
             check_long_enough(waveform, self.model.min_audio_samples, self.sampling_rate)
         except AudioDecodingError as err:
             raise AudioDecodingError(f"{TASK} input: {err}") from err
-        return {"waveform": waveform, "text": text}
+        if text is None:
+            text = self._transcribe(waveform)
+        tokens = self.processor(text=[text], return_tensors="pt", max_length=self.max_text_length)
+        # The audio is featurized per batch, in `_forward`: a window that depends on the batch
+        # (TurboConfig.audio_window="batch") cannot be padded item by item.
+        waveform = torch.from_numpy(np.ascontiguousarray(waveform))[None]
+        return {
+            **tokens,
+            "waveform": waveform,
+            "audio_length": torch.tensor([waveform.shape[1]]),
+            "transcript": text,
+        }
 
-    # -- collate: transcribe what has no text, then featurize the batch -----------------------------
-    def _transcribe(self, waveforms: list[np.ndarray]) -> list[str]:
+    def _transcribe(self, waveform: np.ndarray) -> str:
         asr_rate = self.asr.feature_extractor.sampling_rate
-        asr_inputs = [
-            {"raw": resample(waveform, self.sampling_rate, asr_rate), "sampling_rate": asr_rate}
-            for waveform in waveforms
-        ]
-        return [output["text"].strip() for output in self.asr(asr_inputs, batch_size=len(asr_inputs))]
+        audio = {"raw": resample(waveform, self.sampling_rate, asr_rate), "sampling_rate": asr_rate}
+        return self.asr(audio)["text"].strip()
 
-    def _collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        texts = [item["text"] for item in items]
-        missing = [index for index, text in enumerate(texts) if text is None]
-        if missing:
-            transcripts = self._transcribe([items[index]["waveform"] for index in missing])
-            for index, transcript in zip(missing, transcripts):
-                texts[index] = transcript
-        features = self.processor(
-            audio=[item["waveform"] for item in items],
-            text=texts,
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        model_inputs = dict(model_inputs)
+        transcript = model_inputs.pop("transcript")  # a string, or a batch's list of them
+        # The batch's audio through the processor, exactly as the training collator featurizes it.
+        waveforms, lengths = model_inputs.pop("waveform").cpu(), model_inputs.pop("audio_length").tolist()
+        audio = self.processor(
+            audio=[row[:length].numpy() for row, length in zip(waveforms, lengths)],
             sampling_rate=self.sampling_rate,
             return_tensors="pt",
-            max_length=self.max_text_length,
         )
-        return {"model_inputs": dict(features), "texts": texts}
-
-    def get_iterator(
-        self, inputs, num_workers: int, batch_size: int, preprocess_params, forward_params, postprocess_params
-    ):
-        # Pipeline's default collate pads per-item tensors; here the processor featurizes the whole batch,
-        # as the training collator does (one code path, and left-padding tokenizers work).
-        if isinstance(inputs, Sized):
-            dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
-        else:
-            num_workers = min(num_workers, 1)
-            dataset = PipelineIterator(inputs, self.preprocess, preprocess_params)
-        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=self._collate)
-        model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
-        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
-
-    def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
-        model_inputs = self._collate([self.preprocess(inputs, **preprocess_params)])
-        model_outputs = self.forward(model_inputs, **forward_params)
-        return self.postprocess(model_outputs, **postprocess_params)
-
-    # -- forward and postprocess ------------------------------------------------------------------
-    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        model_inputs.update({name: tensor.to(self.device) for name, tensor in audio.items()})
         # `logits` first: the base iterator reads the batch size from the first value.
-        return {"logits": self.model(**model_inputs["model_inputs"]).logits, "texts": model_inputs["texts"]}
+        return {"logits": self.model(**model_inputs).logits, "transcript": transcript}
 
-    def postprocess(self, model_outputs: dict[str, Any], top_k: int | None = None):
+    def postprocess(self, model_outputs: dict[str, Any], top_k: int | None = None) -> dict[str, Any]:
         probabilities = torch.softmax(model_outputs["logits"][0].float(), dim=-1)
         top_k = probabilities.shape[-1] if top_k is None else min(top_k, probabilities.shape[-1])
         scores, ids = probabilities.topk(top_k)
@@ -211,11 +194,12 @@ class AudioTextClassificationPipeline(Pipeline):
             {"label": id2label[int(index)], "score": float(score)}
             for score, index in zip(scores.tolist(), ids.tolist())
         ]
-        if self.asr is None:
-            return labels
-        # A batch of one keeps its texts as a list; rows unrolled from a larger batch carry a string.
-        text = model_outputs["texts"]
-        return {"transcript": text[0] if isinstance(text, list) else text, "labels": labels}
+        return {"labels": labels, "transcript": model_outputs["transcript"]}
+
+
+def label_names(config: PreTrainedConfig) -> list[str]:
+    """A classifier's class names in id order, from its config's `id2label`."""
+    return [str(config.id2label[index]) for index in range(config.num_labels)]
 
 
 def _text_length_limit(tokenizer, config) -> int | None:
@@ -243,4 +227,4 @@ def register_pipeline() -> None:
     )
 
 
-__all__ = ["AudioTextClassificationPipeline", "register_pipeline", "TASK"]
+__all__ = ["AudioTextClassificationPipeline", "label_names", "register_pipeline", "TASK"]

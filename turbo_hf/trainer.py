@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
+from .metrics import greater_is_better
+from .modeling_turbo import TurboClassifierOutput
 from .sampling import DurationGroupedSampler
 
 logger = logging.get_logger(__name__)
 
-# Loss parts of TurboClassifierOutput logged beside the total loss, under these names.
-LOSS_PARTS = {
-    "ce_loss": "ce_loss",
-    "in_modal_loss": "in_modal_loss",
-    "cross_modal_loss": "cross_modal_loss",
-    "contrastive_loss": "contrastive_loss",
-}
+# The loss parts of the model's output (every `*_loss` field but the total), logged under their names.
+_LOSS_PARTS = tuple(name for name in TurboClassifierOutput.__dataclass_fields__ if name.endswith("_loss"))
 _ENCODER_PREFIXES = ("audio_model.", "text_model.")
-# Metrics of `metrics.py` where lower is better, besides losses.
-LOWER_IS_BETTER_METRICS = frozenset({"eer"})
 
 
 @dataclass
@@ -61,24 +58,53 @@ class TurboTrainingArguments(TrainingArguments):
         },
     )
 
+    @property
+    def resumes_last(self) -> bool:
+        """`--resume_from_checkpoint last` (or `true`): go on from the newest checkpoint-* of output_dir."""
+        value = self.resume_from_checkpoint
+        # A yaml / json config gives `true` as a bool; the command line gives the string.
+        return value is True or (isinstance(value, str) and value.lower() in ("last", "true"))
+
+    def checkpoint_to_resume(self) -> str | None:
+        """The checkpoint `trainer.train` resumes from, or None; warns about checkpoints left unused."""
+        last = last_checkpoint(self.output_dir)
+        if self.resumes_last:
+            if last is None:
+                raise ValueError(
+                    f"--resume_from_checkpoint {self.resume_from_checkpoint}: no checkpoint-* folder in "
+                    f"{self.output_dir}"
+                )
+            logger.info("Resuming from %s", last)
+            return last
+        if self.resume_from_checkpoint is None and last is not None:
+            logger.warning(
+                "%s already holds checkpoints (newest: %s) from an earlier run; this run starts afresh beside "
+                "them. Pass --resume_from_checkpoint last to continue that run instead, or pick another "
+                "--output_dir.",
+                self.output_dir,
+                os.path.basename(last),
+            )
+        return self.resume_from_checkpoint
+
     def __post_init__(self):
         # transformers infers greater_is_better from a "loss" suffix only; an error rate such as EER
-        # would then keep the worst checkpoint. An explicit greater_is_better still wins.
+        # would then keep the worst checkpoint (metrics.METRICS knows). An explicit value still wins.
         if self.greater_is_better is None and self.metric_for_best_model is not None:
-            metric = self.metric_for_best_model.removeprefix("eval_")
-            self.greater_is_better = not (metric in LOWER_IS_BETTER_METRICS or metric.endswith("loss"))
+            self.greater_is_better = greater_is_better(self.metric_for_best_model)
         super().__post_init__()
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    """The newest checkpoint-* folder of `output_dir`, or None."""
+    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
 class TurboTrainer(Trainer):
     """Trainer that logs the mean CE, in-modal and cross-modal losses beside the total at every
     logging step (and in evaluation), and gives the encoders their own learning rate if asked."""
 
-    def __init__(self, *args, eval_data_collator=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Training crops audio at random; evaluation keeps whole utterances. The Trainer has one
-        # collator for both, so evaluation and test loaders swap this one in.
-        self.eval_data_collator = eval_data_collator
         self._loss_parts = {"train": defaultdict(list), "eval": defaultdict(list)}
         # Evaluation weights every batch by its rows, as the Trainer does for `eval_loss`.
         self._eval_rows = 0
@@ -115,26 +141,12 @@ class TurboTrainer(Trainer):
                 "(turbo_hf.audio.audio_duration) or set --length_column_name"
             )
         return DurationGroupedSampler(
-            dataset[column],
+            # Read past the split's transform (DecodeAndCrop), which would decode every row's audio.
+            dataset.with_format(None)[column],
             self.args.train_batch_size * self.args.gradient_accumulation_steps,
             seed=self.args.seed,
             num_processes=self.args.world_size,
         )
-
-    def _with_eval_collator(self, build):
-        if self.eval_data_collator is None:
-            return build()
-        train_collator, self.data_collator = self.data_collator, self.eval_data_collator
-        try:
-            return build()
-        finally:
-            self.data_collator = train_collator
-
-    def get_eval_dataloader(self, eval_dataset=None):
-        return self._with_eval_collator(lambda: super(TurboTrainer, self).get_eval_dataloader(eval_dataset))
-
-    def get_test_dataloader(self, test_dataset):
-        return self._with_eval_collator(lambda: super(TurboTrainer, self).get_test_dataloader(test_dataset))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
@@ -142,12 +154,12 @@ class TurboTrainer(Trainer):
         rows = outputs.logits.shape[0]
         if mode == "eval":
             self._eval_rows += rows
-        for field_name, log_name in LOSS_PARTS.items():
-            value = outputs.get(field_name)
+        for name in _LOSS_PARTS:
+            value = outputs.get(name)
             if value is not None:
                 # Kept on device: no host sync and no collective per step; reduced when logged.
                 value = value.detach().float()
-                self._loss_parts[mode][log_name].append(value * rows if mode == "eval" else value)
+                self._loss_parts[mode][name].append(value * rows if mode == "eval" else value)
         loss = outputs.loss
         return (loss, outputs) if return_outputs else loss
 
@@ -241,4 +253,4 @@ class TurboTrainer(Trainer):
         return optimizer
 
 
-__all__ = ["TurboTrainer", "TurboTrainingArguments", "LOSS_PARTS"]
+__all__ = ["TurboTrainer", "TurboTrainingArguments"]

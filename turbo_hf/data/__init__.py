@@ -1,1 +1,1 @@
-"""Dataset loaders: IEMOCAP release, generic manifests, synthetic corpus."""
+"""Dataset loaders: IEMOCAP release, generic manifests, and their splits."""

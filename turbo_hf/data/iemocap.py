@@ -25,7 +25,8 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers.utils import logging
 
-from ..audio import read_header_duration
+from ..audio import AudioDecodingError, audio_duration
+from .splits import stratified_split
 
 logger = logging.get_logger(__name__)
 
@@ -139,16 +140,49 @@ def speaker_of(utterance_id: str) -> tuple[int, str, str]:
     return session, gender, f"Ses{session:02d}_{gender}"
 
 
-def _label_names(classes: Mapping[str, str] | Sequence[str]) -> tuple[dict[str, str], list[str]]:
+def _class_map(classes: Mapping[str, str] | Sequence[str]) -> tuple[dict[str, str], list[str]]:
     """(emotion code -> class name, class names in index order)."""
-    if isinstance(classes, Mapping):
-        mapping = dict(classes)
-    else:
-        mapping = {code: code for code in classes}
+    mapping = dict(classes) if isinstance(classes, Mapping) else {code: code for code in classes}
     if not mapping:
         raise ValueError("classes must name at least one IEMOCAP emotion code")
-    names = list(dict.fromkeys(mapping.values()))
-    return mapping, names
+    return mapping, list(dict.fromkeys(mapping.values()))
+
+
+class _Unusable(Exception):
+    """Internal: a labelled utterance that cannot be used; `args` = (message, reason counted when skipped)."""
+
+
+def _utterance_row(
+    utterance: dict, session_dir: Path, label_file: Path, transcripts: dict[str, str], transcript_file: Path
+) -> dict:
+    """One labelled utterance as the output's columns (without `label`); raises _Unusable saying why."""
+    utterance_id, dialog = utterance["id"], label_file.stem
+    wav = session_dir / "sentences" / "wav" / dialog / f"{utterance_id}.wav"
+    where = f"utterance {utterance_id} (labelled in {label_file})"
+    if not wav.is_file():
+        raise _Unusable(f"{where} has no audio file {wav}", "without a wav file")
+    if utterance_id not in transcripts:
+        raise _Unusable(f"{where} has no line in {transcript_file}", "without a transcript line")
+    try:
+        # The header, not end - start: what the length-grouped sampler batches is the file.
+        duration = audio_duration(wav)
+    except AudioDecodingError as err:
+        raise _Unusable(f"{where}: {err}", "with a wav that is not readable audio") from err
+    session, gender, speaker = speaker_of(utterance_id)
+    return {
+        "id": utterance_id,
+        "audio": str(wav.resolve()),
+        "text": transcripts[utterance_id],
+        "session": session,
+        "speaker": speaker,
+        "gender": gender,
+        "dialog": dialog,
+        "method": "impro" if "_impro" in dialog else "script",
+        "emotion": utterance["emotion"],
+        "start": utterance["start"],
+        "end": utterance["end"],
+        "duration": duration,
+    }
 
 
 def load_iemocap_utterances(
@@ -169,9 +203,8 @@ def load_iemocap_utterances(
     if on_missing not in ("error", "skip"):
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
     release = _release_root(root)
-    mapping, names = _label_names(classes)
-    rows: dict[str, list] = {column: [] for column in _FEATURE_COLUMNS}
-    rows["label"] = []
+    mapping, names = _class_map(classes)
+    rows: dict[str, list] = {column: [] for column in [*_FEATURE_COLUMNS, "label"]}
     skipped: list[str] = []
     skipped_reasons: Counter = Counter()
     for session in IEMOCAP_SESSIONS:
@@ -179,56 +212,29 @@ def load_iemocap_utterances(
         if not session_dir.is_dir():
             continue
         label_dir = session_dir / "dialog" / "EmoEvaluation"
-        transcript_dir = session_dir / "dialog" / "transcriptions"
         label_files = sorted(label_dir.glob("*.txt")) if label_dir.is_dir() else []
         if not label_files:
             raise IemocapFormatError(
                 f"{label_dir}: expected one <dialog>.txt label file per dialog, found none"
             )
         for label_file in label_files:
-            dialog = label_file.stem
-            transcript_file = transcript_dir / f"{dialog}.txt"
+            transcript_file = session_dir / "dialog" / "transcriptions" / label_file.name
             transcripts = read_transcriptions(transcript_file) if transcript_file.is_file() else {}
             for utterance in read_emo_evaluation(label_file):
                 if utterance["emotion"] not in mapping:
                     continue
-                utterance_id = utterance["id"]
-                wav = session_dir / "sentences" / "wav" / dialog / f"{utterance_id}.wav"
-                where = f"utterance {utterance_id} (labelled in {label_file})"
-                problem = reason = None
-                if not wav.is_file():
-                    problem, reason = f"{where} has no audio file {wav}", "without a wav file"
-                elif utterance_id not in transcripts:
-                    problem, reason = f"{where} has no line in {transcript_file}", "without a transcript line"
-                else:
-                    duration = read_header_duration(wav)
-                    if isinstance(duration, str):
-                        problem, reason = f"{where}: {duration}", "with a wav that is not readable audio"
-                if problem:
+                try:
+                    values = _utterance_row(utterance, session_dir, label_file, transcripts, transcript_file)
+                except _Unusable as err:
+                    problem, reason = err.args
                     if on_missing == "error":
                         raise IemocapFormatError(
                             problem + "; pass on_missing='skip' to leave such utterances out"
-                        )
+                        ) from None
                     skipped.append(problem)
                     skipped_reasons[reason] += 1
                     continue
-                session_number, gender, speaker = speaker_of(utterance_id)
-                values = {
-                    "id": utterance_id,
-                    "audio": str(wav.resolve()),
-                    "text": transcripts[utterance_id],
-                    "session": session_number,
-                    "speaker": speaker,
-                    "gender": gender,
-                    "dialog": dialog,
-                    "method": "impro" if "_impro" in dialog else "script",
-                    "emotion": utterance["emotion"],
-                    "start": utterance["start"],
-                    "end": utterance["end"],
-                    # The header, not end - start: what the length-grouped sampler batches is the file.
-                    "duration": duration,
-                    "label": names.index(mapping[utterance["emotion"]]),
-                }
+                values["label"] = names.index(mapping[utterance["emotion"]])
                 for column, value in values.items():
                     rows[column].append(value)
     if skipped:
@@ -247,20 +253,6 @@ def load_iemocap_utterances(
         + ", ".join(f"{name} {counts[index]}" for index, name in enumerate(names))
     )
     return dataset
-
-
-def _stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, held-out) row indices, holding out `fraction` of every class, seeded."""
-    rng = np.random.default_rng(seed)
-    held_out = []
-    for label in np.unique(labels):
-        rows = np.flatnonzero(labels == label)
-        count = int(round(fraction * len(rows)))
-        if count:
-            held_out.append(rng.permutation(rows)[:count])
-    held = np.sort(np.concatenate(held_out)) if held_out else np.array([], dtype=int)
-    kept = np.setdiff1d(np.arange(len(labels)), held)
-    return kept, held
 
 
 def iemocap_fold_indices(
@@ -296,13 +288,11 @@ def iemocap_fold_indices(
         }
         held_out = {"test": test_speaker, "validation": validation_speaker}
     else:
-        if not 0 < validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
         sessions = np.asarray(utterances["session"])
         test_session = IEMOCAP_SESSIONS[fold]
         training = np.flatnonzero(sessions != test_session)
         labels = np.asarray(utterances["label"])[training]
-        kept, held = _stratified_split(labels, validation_fraction, seed)
+        kept, held = stratified_split(labels, validation_fraction, seed)
         splits = {
             "train": training[kept],
             "validation": training[held],

@@ -1,7 +1,8 @@
 """Reading a manifest file: CSV, TSV or JSONL rows, each with the file line it starts on.
 
-Only parsing lives here; `manifest.py` turns the rows into a dataset and checks their content. A row
-that cannot be parsed is kept as (line, reason) so that the caller raises or skips it with its line.
+Only parsing and the header's columns live here; `manifest.py` checks the rows' content and turns them
+into a dataset. A row that cannot be parsed is kept as (line, reason) so that the caller raises or
+skips it with its line.
 """
 
 from __future__ import annotations
@@ -94,3 +95,22 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict | str]]]:
         return _read_json_lines(path)
     except UnicodeDecodeError as err:
         raise ManifestError(f"{path}: not UTF-8 text: {err}") from err
+
+
+def read_manifest(
+    path: Path, required: list[str], line_column: str | None = None
+) -> tuple[list[str], list[tuple[int, dict | str]]]:
+    """`read_rows` of an existing manifest that has every `required` column (a missing one is never
+    a bad row: it is an error naming the columns found)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest not found: {path}")
+    columns, rows = read_rows(path)
+    missing = [name for name in required if name not in columns]
+    if missing:
+        where = f"{path}:1" if path.suffix.lower() in DELIMITERS else str(path)  # the CSV / TSV header
+        raise ManifestError(f"{where}: missing column(s) {missing}; found columns {columns}")
+    if line_column is not None and line_column in columns:
+        raise ManifestError(
+            f"{path}: line_column {line_column!r} would replace the manifest's column of that name"
+        )
+    return columns, rows

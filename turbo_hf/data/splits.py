@@ -1,0 +1,129 @@
+"""Splits: reading split names, keeping some splits of a manifest, and the one stratified split
+(IEMOCAP's session-protocol validation and a manifest's held-out validation both use it)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import DatasetDict
+from transformers.utils import logging
+
+from .manifest_files import ManifestError
+
+logger = logging.get_logger(__name__)
+
+_SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "val": "validation"}
+SPLIT_ORDER = ("train", "validation", "test")
+
+
+def normalize_split_name(value: str) -> str:
+    """Lower-cased split name with dev / valid / val read as validation; ValueError if not a word."""
+    name = value.strip().lower()
+    if not re.fullmatch(r"\w+", name):
+        raise ValueError(f"split {value!r} is not a split name (train, validation, test)")
+    return _SPLIT_ALIASES.get(name, name)
+
+
+def wanted_splits(
+    path: Path, splits: str | Sequence[str] | None, split_column: str | None, columns: list[str]
+) -> tuple[str, ...] | None:
+    """The split names to keep, normalised as the split column's values are; None keeps every row."""
+    if splits is None:
+        return None
+    names = (splits,) if isinstance(splits, str) else tuple(splits)
+    if not names:
+        raise ManifestError(f"{path}: splits must name at least one split, or be None to keep every row")
+    try:
+        wanted = tuple(dict.fromkeys(normalize_split_name(str(name)) for name in names))
+    except ValueError as err:
+        raise ManifestError(f"{path}: splits: {err}") from err
+    if split_column is None:
+        raise ManifestError(f"{path}: splits={list(names)} needs a split_column")
+    if split_column not in columns:
+        raise ManifestError(
+            f"{path}: cannot keep split(s) {list(wanted)}: the manifest has no {split_column!r} column "
+            f"(found columns {columns})"
+        )
+    return wanted
+
+
+def select_splits(
+    path: Path,
+    rows: list[tuple[int, Any]],
+    split_column: str,
+    label_column: str | None,
+    wanted: tuple[str, ...],
+) -> tuple[list[tuple[int, Any]], list[tuple[int, str]]]:
+    """The (line, row) pairs of the wanted splits, and the (line, label) of the others' labelled rows.
+
+    Runs before any row check, so that a broken file of another split is neither an error nor a
+    reported skip. A row whose split cannot be read (a malformed line, an odd split value) is kept:
+    it may belong to a wanted split, so the row checks report it.
+    """
+    selected, other_labels, found = [], [], set()
+    for line, row in rows:
+        try:
+            name = normalize_split_name(row.get(split_column) or "") if isinstance(row, dict) else None
+        except ValueError:
+            name = None
+        if name is not None:
+            found.add(name)
+        if name is None or name in wanted:
+            selected.append((line, row))
+        elif label_column is not None and (row.get(label_column) or "").strip():
+            other_labels.append((line, row[label_column].strip()))
+    absent = [name for name in wanted if name not in found]
+    if absent:
+        raise ManifestError(
+            f"{path}: no rows of split(s) {absent}; the manifest's splits are {sorted(found)}"
+        )
+    return selected, other_labels
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) row indices, holding out round(`fraction` x count) rows of every class, seeded."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    held_out = []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        count = int(round(fraction * len(rows)))
+        if count:
+            held_out.append(rng.permutation(rows)[:count])
+    held = np.sort(np.concatenate(held_out)) if held_out else np.array([], dtype=int)
+    kept = np.setdiff1d(np.arange(len(labels)), held)
+    return kept, held
+
+
+def with_validation_split(splits: DatasetDict, fraction: float | None, seed: int, source: str) -> DatasetDict:
+    """`splits` with a stratified validation split carved out of train when it has none and `fraction`
+    asks for one; `source` (the manifest) names the data in errors."""
+    if "validation" in splits:
+        if fraction is not None:
+            raise ValueError(
+                f"{source} has validation rows; --validation_fraction only applies to a manifest without them"
+            )
+        return splits
+    if fraction is None:
+        raise ValueError(
+            f"{source} has no validation rows (splits: {sorted(splits)}); mark some rows 'validation', "
+            "or pass --validation_fraction 0.1 to hold out part of train"
+        )
+    train = splits["train"]
+    kept, held = stratified_split(np.asarray(train["label"]), fraction, seed)
+    logger.info(
+        "validation: %d of the %d training rows (%.0f%%, stratified by label, seed %d)",
+        len(held),
+        len(train),
+        100 * fraction,
+        seed,
+    )
+    return DatasetDict({**splits, "train": train.select(kept), "validation": train.select(held)})
+
+
+__all__ = ["SPLIT_ORDER", "normalize_split_name", "stratified_split", "with_validation_split"]
