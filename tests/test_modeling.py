@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -86,10 +88,10 @@ def test_shared_front_end_equals_plain_encoder_call_without_dropout(audio_type, 
     # float64: the comparison is then exact up to 1e-8, free of float32 summation-order noise.
     fast, plain = tester.model().double().train(), tester.model().double().train()
     mask, input_values = batch["audio_attention_mask"], batch["input_values"].double()
-    fast_hidden = fast._encode_audio(input_values, mask if fast._encoder_takes_audio_mask else None, 2)
+    fast_hidden = fast.audio_adapter.encode(input_values, mask, 2)
     plain_hidden = plain.audio_model(
         input_values.repeat(2, 1),
-        attention_mask=mask.repeat(2, 1) if plain._encoder_takes_audio_mask else None,
+        attention_mask=mask.repeat(2, 1) if plain.audio_adapter.encoder_takes_mask else None,
     ).last_hidden_state
     torch.testing.assert_close(fast_hidden, plain_hidden, rtol=1e-8, atol=1e-8)
     weights = torch.randn_like(fast_hidden)
@@ -142,14 +144,20 @@ def _views_under_seed(model, batch, seed):
     return audio[:n], text[:n], audio[n:], text[n:]
 
 
-def test_turbo_terms_pair_the_right_views_with_dropout_on():
-    tester = TurboModelTester(loss_mode="turbo", dropout=0.2, temperature=0.1)
+def _output_and_its_views(seed: int, **config_kwargs):
+    """A training forward under `seed` and the four views (a1, t1, a2, t2) it drew."""
+    tester = TurboModelTester(dropout=0.2, temperature=0.1, **config_kwargs)
     model = tester.model().train()
     batch = tester.inputs(batch_size=4)
-    torch.manual_seed(11)
+    torch.manual_seed(seed)
     output = model(**batch)
-    a1, t1, a2, t2 = _views_under_seed(model, batch, 11)
-    assert not torch.allclose(a1, a2) and not torch.allclose(t1, t2)
+    views = _views_under_seed(model, batch, seed)
+    assert not torch.allclose(views[0], views[2]) and not torch.allclose(views[1], views[3])
+    return output, views
+
+
+def test_turbo_terms_pair_the_right_views_with_dropout_on():
+    output, (a1, t1, a2, t2) = _output_and_its_views(11, loss_mode="turbo")
     torch.testing.assert_close(output.audio_embeds, a1)
     in_modal = info_nce(a1, a2, 0.1) + info_nce(t1, t2, 0.1)
     cross_modal = (
@@ -227,7 +235,7 @@ def test_save_and_load_reproduce_logits_exactly(tmp_path, tester, auto):
 def test_padding_does_not_change_the_pooled_embedding_in_eval(audio_type, overrides):
     tester = TurboModelTester(audio_type, audio_overrides=overrides)
     model = tester.model().eval()
-    assert model._encoder_takes_audio_mask
+    assert model.audio_adapter.encoder_takes_mask
     utterance = tester.waveforms([0.5])[0]
     alone = tester.processor(audio=[utterance], text=["hello world"], sampling_rate=16000)
     padded = tester.processor(
@@ -247,7 +255,7 @@ def test_padding_does_not_change_the_pooled_embedding_in_eval(audio_type, overri
 def test_audio_pooling_ignores_padded_frames_for_encoders_without_mask(tester):
     # wav2vec2-base style (group norm): the encoder takes no mask, but pooling still must.
     model = tester.model().eval()
-    assert not model._encoder_takes_audio_mask
+    assert not model.audio_adapter.encoder_takes_mask
     batch = tester.inputs()
     with torch.no_grad():
         hidden = model.audio_model(batch["input_values"]).last_hidden_state
@@ -349,6 +357,11 @@ def test_encoder_dropout_minus_one_leaves_encoder_settings_alone():
         ("text_pooling", "max"),
         ("encoder_dropout", 1.5),
         ("encoder_layerdrop", 2.0),
+        ("audio_encoder_dropout", 1.0),
+        ("text_encoder_dropout", 1.5),
+        ("audio_window", "30s"),
+        ("feature_norm", "layer"),
+        ("duplicate_negatives", "drop"),
     ],
 )
 def test_config_rejects_bad_values_and_names_the_field(field, value):
@@ -416,3 +429,101 @@ def test_min_audio_samples_covers_spec_augment_and_adapters(overrides, training)
         audio=[np.zeros(needed, np.float32), np.zeros(200, np.float32)], text=["x", "y"], sampling_rate=16000
     )
     model(**batch)
+
+
+def test_in_modal_loss_is_ce_plus_the_two_in_modal_terms_of_two_views():
+    output, (a1, t1, a2, t2) = _output_and_its_views(3, loss_mode="in_modal", ce_weight=0.4)
+    in_modal = info_nce(a1, a2, 0.1) + info_nce(t1, t2, 0.1)
+    assert output.cross_modal_loss is None
+    assert output.in_modal_loss.item() == pytest.approx(in_modal.item(), rel=1e-5)
+    assert output.contrastive_loss.item() == pytest.approx(in_modal.item(), rel=1e-5)
+    assert output.loss.item() == pytest.approx(0.4 * output.ce_loss.item() + 0.6 * in_modal.item(), rel=1e-5)
+    tester = TurboModelTester(loss_mode="in_modal")
+    with torch.no_grad():
+        evaluated = tester.model().eval()(**tester.inputs())
+    assert evaluated.in_modal_loss is None
+    assert evaluated.loss.item() == pytest.approx(evaluated.ce_loss.item())
+
+
+def test_feature_norm_batch_normalises_pooled_features_with_batch_then_running_statistics(tmp_path):
+    tester = TurboModelTester(feature_norm="batch", dropout=0.0)
+    model = tester.model().train()
+    seen = {}
+    for name in ("audio_feature_norm", "text_feature_norm", "audio_projection", "text_projection"):
+        getattr(model, name).register_forward_pre_hook(
+            lambda m, args, name=name: seen.update({name: args[0]})
+        )
+    batch = tester.inputs(batch_size=4)
+    model(**batch).loss.backward()
+    for modality in ("audio", "text"):  # both views: 8 rows, normalised with their own statistics
+        pooled, normalised = seen[f"{modality}_feature_norm"], seen[f"{modality}_projection"]
+        assert pooled.shape[0] == 8
+        expected = (pooled - pooled.mean(0)) / torch.sqrt(pooled.var(0, unbiased=False) + 1e-5)
+        torch.testing.assert_close(normalised, expected, rtol=1e-4, atol=1e-4)
+    norm = model.audio_feature_norm
+    assert isinstance(norm, torch.nn.BatchNorm1d) and not norm.affine and norm.num_batches_tracked == 1
+    assert not torch.allclose(norm.running_mean, torch.zeros_like(norm.running_mean))
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
+    model.eval()
+    with torch.no_grad():
+        model(**batch)
+    expected = (seen["audio_feature_norm"] - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps)
+    torch.testing.assert_close(seen["audio_projection"], expected, rtol=1e-5, atol=1e-5)
+    model.save_pretrained(tmp_path)
+    loaded = TurboForAudioTextClassification.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded.audio_feature_norm.running_var, norm.running_var, rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, loaded(**batch).logits, rtol=0, atol=0)
+
+
+def test_without_feature_norm_the_model_is_the_paper_one():
+    model = TurboModelTester().model()
+    assert not any(isinstance(module, torch.nn.BatchNorm1d) for module in model.modules())
+    assert not [name for name in model.state_dict() if "feature_norm" in name]
+
+
+@pytest.mark.parametrize(
+    "settings,audio,text",
+    [
+        ({}, 0.0, 0.2),  # Whisper keeps its pretrained 0, the text encoder gets `dropout`
+        ({"encoder_dropout": 0.2}, 0.2, 0.2),  # the paper's 0.2 everywhere
+        ({"dropout": 0.3}, 0.0, 0.3),
+        ({"encoder_dropout": 0.2, "audio_encoder_dropout": 0.05}, 0.05, 0.2),
+        ({"audio_encoder_dropout": 0.1, "text_encoder_dropout": 0.0}, 0.1, 0.0),
+        ({"encoder_dropout": 0.2, "text_encoder_dropout": -1}, 0.2, 0.1),  # -1: the encoder's own (0.1)
+    ],
+)
+def test_encoder_dropout_is_per_modality_with_family_defaults(settings, audio, text):
+    config = TurboModelTester("whisper", "bert", **settings).config
+    whisper, bert = config.audio_config, config.text_config
+    assert whisper.dropout == whisper.attention_dropout == whisper.activation_dropout == audio
+    assert bert.hidden_dropout_prob == bert.attention_probs_dropout_prob == text
+    model = TurboForAudioTextClassification(config)
+    assert model.projection_dropout.p == settings.get("dropout", 0.2)  # the head keeps its own setting
+    assert model.audio_model.dropout == audio
+
+
+def test_wav2vec2_family_encoders_get_the_papers_dropout_by_default():
+    config = TurboModelTester("wav2vec2", "bert").config
+    assert config.audio_config.hidden_dropout == config.audio_config.feat_proj_dropout == 0.2
+    assert config.text_config.hidden_dropout_prob == 0.2
+
+
+@pytest.mark.parametrize("audio_type,saved_dropout", [("whisper", 0.2), ("wav2vec2", 0.3)])
+def test_configs_saved_before_per_modality_dropout_load_with_the_dropout_they_had(
+    tmp_path, audio_type, saved_dropout
+):
+    # Earlier versions pushed `dropout` into both encoders and wrote no per-modality fields.
+    config = TurboModelTester(audio_type, "bert", dropout=saved_dropout, encoder_dropout=saved_dropout).config
+    written = config.to_dict()
+    for name in ("audio_encoder_dropout", "text_encoder_dropout", "audio_window", "feature_norm"):
+        del written[name]
+    written["encoder_dropout"] = None
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    loaded = TurboConfig.from_pretrained(tmp_path)
+    audio_attribute = "dropout" if audio_type == "whisper" else "hidden_dropout"
+    assert getattr(loaded.audio_config, audio_attribute) == saved_dropout
+    assert loaded.text_config.hidden_dropout_prob == saved_dropout
+    assert loaded.audio_window == "full" and loaded.feature_norm is None
+    model = TurboForAudioTextClassification(loaded)
+    assert model.projection_dropout.p == saved_dropout

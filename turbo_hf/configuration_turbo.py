@@ -11,9 +11,19 @@ from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
 
-LOSS_MODES = ("turbo", "cross", "vanilla")
+LOSS_MODES = ("turbo", "cross", "vanilla", "in_modal")
+# Modes that encode every training batch twice, with independent dropout masks.
+TWO_VIEW_LOSS_MODES = frozenset({"turbo", "in_modal"})
 TEXT_POOLINGS = ("cls", "mean", "last")
 CLASSIFY_ON = ("first", "both")
+AUDIO_WINDOWS = ("full", "batch")
+FEATURE_NORMS = (None, "batch")
+DUPLICATE_NEGATIVES = ("keep", "mask")
+# audio_window="batch" rounds the batch's longest clip up to a whole number of these log-mel frames:
+# 100 frames are 1 s of Whisper's 10 ms hop and 50 encoder positions (conv2 halves the frames, so the
+# count must be even). Whole seconds keep the number of distinct input shapes at 30 at most (kernel
+# caches, autotuners and compiled graphs are per shape) for at most 1 s of padding per batch.
+AUDIO_WINDOW_STEP_FRAMES = 100
 
 # Encoder config attributes that hold a dropout probability, across the supported families
 # (wav2vec2/HuBERT/WavLM/data2vec-audio, Whisper, BERT/RoBERTa, GPT-2). `dropout` is pushed into
@@ -31,6 +41,9 @@ _ENCODER_DROPOUT_ATTRIBUTES = (
     "attn_pdrop",
 )
 _ENCODER_LAYERDROP_ATTRIBUTES = ("layerdrop", "encoder_layerdrop")
+# Audio encoders pretrained without dropout: by default they keep their own settings, since dropout
+# they never saw makes two views of one clip almost unrelated (issue 15: cosine 0.06-0.11 at 0.05-0.2).
+_PRETRAINED_WITHOUT_DROPOUT = frozenset({"whisper"})
 
 # Decoder-only text encoders see only the left context at the first token, so their utterance
 # embedding is the last real token, not the first.
@@ -68,19 +81,28 @@ class TurboConfig(PreTrainedConfig):
         projection_dim (`int`, defaults to 256):
             Size d of the joint space that the linear projections FC_a and FC_t map to.
         dropout (`float`, defaults to 0.2):
-            Dropout after the projections. Unless `encoder_dropout` is set, also pushed into the
-            encoders' hidden / attention / activation / feature-projection dropouts: this noise is
-            what makes Turbo's two views of a batch differ.
+            Dropout after the projections (the paper's p). It is also the default of the dropout pushed
+            into the encoders that were pretrained with dropout (wav2vec2 family, text encoders): their
+            hidden / attention / activation / feature-projection dropouts. This noise is what makes
+            Turbo's two views of a batch differ.
         encoder_dropout (`float`, *optional*):
-            Dropout pushed into the encoders instead of `dropout`. `-1` leaves the encoders' own
-            dropout settings untouched.
+            Dropout pushed into both encoders instead of their defaults (`encoder_dropout=0.2`: the
+            paper's 0.2 everywhere, Whisper included). `-1` leaves both encoders' settings untouched.
+        audio_encoder_dropout (`float`, *optional*):
+            Dropout pushed into the audio encoder; wins over `encoder_dropout`. `-1` leaves it untouched.
+            Default (None, with `encoder_dropout` None): encoders pretrained without dropout (Whisper)
+            keep their own settings (0), the others get `dropout`.
+        text_encoder_dropout (`float`, *optional*):
+            Dropout pushed into the text encoder; wins over `encoder_dropout`. `-1` leaves it untouched.
+            Default: `dropout`.
         encoder_layerdrop (`float`, defaults to 0.0):
             LayerDrop pushed into the audio encoder. One skip decision per forward would be shared
             by both views (they run as one batch) and breaks DDP with gradient checkpointing, so it
             is off by default. `-1` leaves the encoder's setting untouched.
         loss_mode (`str`, defaults to `"turbo"`):
             `"turbo"`: two views, CE + the six InfoNCE terms. `"cross"`: one view, CE + one
-            cross-modal InfoNCE (CLAP-like). `"vanilla"`: one view, CE only.
+            cross-modal InfoNCE (CLAP-like). `"vanilla"`: one view, CE only. `"in_modal"`: two views,
+            CE + the two in-modal terms InfoNCE(a1, a2) + InfoNCE(t1, t2) (an ablation).
         ce_weight (`float`, defaults to 0.5):
             lambda in `loss = lambda * CE + (1 - lambda) * contrastive`.
         temperature (`float`, defaults to 0.05):
@@ -91,6 +113,21 @@ class TurboConfig(PreTrainedConfig):
         classify_on (`str`, defaults to `"first"`):
             `"first"`: the classifier sees view 1 only (the paper). `"both"`: CE is averaged
             over both views in training.
+        audio_window (`str`, defaults to `"full"`):
+            What a fixed-window feature extractor (Whisper: 30 s) pads to. `"full"`: its pretrained
+            window, exactly as the pretrained model. `"batch"`: the batch's longest clip rounded up to
+            whole seconds (`AUDIO_WINDOW_STEP_FRAMES`), capped at the window; the encoder then runs with
+            the matching slice of its positional embeddings. Much faster on short clips, but the
+            encoder no longer sees the trailing silence it was pretrained with. The processor saved
+            with the model applies it; other extractors pad to the batch's longest clip either way.
+        feature_norm (`str`, *optional*):
+            `"batch"`: normalise the pooled audio and text features over the batch (BatchNorm1d without
+            affine parameters; running statistics in evaluation) before each projection. None (default):
+            as in the paper.
+        duplicate_negatives (`str`, defaults to `"keep"`):
+            `"keep"` (the paper): every other row of the batch is a negative. `"mask"`: rows whose
+            transcripts are token-identical are not each other's negatives in the text in-modal term
+            and the cross-modal terms (InfoNCE(a1, a2) keeps them all).
         gather_across_processes (`bool`, defaults to `True`):
             In distributed training, take contrastive negatives from every process (gathered with
             gradient; each process scores its own rows against all columns).
@@ -118,12 +155,17 @@ class TurboConfig(PreTrainedConfig):
     projection_dim: int = 256
     dropout: float = 0.2
     encoder_dropout: float | None = None
+    audio_encoder_dropout: float | None = None
+    text_encoder_dropout: float | None = None
     encoder_layerdrop: float = 0.0
     loss_mode: str = "turbo"
     ce_weight: float = 0.5
     temperature: float = 0.05
     text_pooling: str | None = None
     classify_on: str = "first"
+    audio_window: str = "full"
+    feature_norm: str | None = None
+    duplicate_negatives: str = "keep"
     gather_across_processes: bool = True
     initializer_range: float = 0.02
 
@@ -141,12 +183,25 @@ class TurboConfig(PreTrainedConfig):
         self.validate_turbo_fields()
         if self.text_pooling is None:
             self.text_pooling = "last" if self.text_config.model_type in _CAUSAL_TEXT_MODEL_TYPES else "cls"
-        encoder_dropout = self.dropout if self.encoder_dropout is None else self.encoder_dropout
-        if encoder_dropout >= 0:
-            for sub_config in (self.audio_config, self.text_config):
-                _set_existing(sub_config, _ENCODER_DROPOUT_ATTRIBUTES, encoder_dropout)
+        for sub_config, dropout in (
+            (self.audio_config, self.resolved_audio_encoder_dropout),
+            (self.text_config, self.resolved_text_encoder_dropout),
+        ):
+            if dropout is not None:
+                _set_existing(sub_config, _ENCODER_DROPOUT_ATTRIBUTES, dropout)
         if self.encoder_layerdrop >= 0:
             _set_existing(self.audio_config, _ENCODER_LAYERDROP_ATTRIBUTES, self.encoder_layerdrop)
+
+    @property
+    def resolved_audio_encoder_dropout(self) -> float | None:
+        """The dropout pushed into the audio encoder; None: its own settings are kept."""
+        default = None if self.audio_config.model_type in _PRETRAINED_WITHOUT_DROPOUT else self.dropout
+        return _resolve_encoder_dropout(self.audio_encoder_dropout, self.encoder_dropout, default)
+
+    @property
+    def resolved_text_encoder_dropout(self) -> float | None:
+        """The dropout pushed into the text encoder; None: its own settings are kept."""
+        return _resolve_encoder_dropout(self.text_encoder_dropout, self.encoder_dropout, self.dropout)
 
     def validate_turbo_fields(self) -> None:
         """Raise on an out-of-range Turbo field (also run by `save_pretrained`, as a strict validator)."""
@@ -167,8 +222,23 @@ class TurboConfig(PreTrainedConfig):
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"TurboConfig.dropout must be in [0, 1), got {self.dropout}")
         # Negative values mean "keep the encoder checkpoint's own setting".
-        if self.encoder_dropout is not None and not self.encoder_dropout < 1.0:
-            raise ValueError(f"TurboConfig.encoder_dropout must be below 1, got {self.encoder_dropout}")
+        for name in ("encoder_dropout", "audio_encoder_dropout", "text_encoder_dropout"):
+            value = getattr(self, name)
+            if value is not None and not value < 1.0:
+                raise ValueError(f"TurboConfig.{name} must be below 1, got {value}")
+        if self.audio_window not in AUDIO_WINDOWS:
+            raise ValueError(
+                f"TurboConfig.audio_window must be one of {AUDIO_WINDOWS}, got {self.audio_window!r}"
+            )
+        if self.duplicate_negatives not in DUPLICATE_NEGATIVES:
+            raise ValueError(
+                f"TurboConfig.duplicate_negatives must be one of {DUPLICATE_NEGATIVES}, "
+                f"got {self.duplicate_negatives!r}"
+            )
+        if self.feature_norm not in FEATURE_NORMS:
+            raise ValueError(
+                f"TurboConfig.feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}"
+            )
         if not self.encoder_layerdrop < 1.0:
             raise ValueError(f"TurboConfig.encoder_layerdrop must be below 1, got {self.encoder_layerdrop}")
         if self.projection_dim <= 0:
@@ -182,10 +252,25 @@ class TurboConfig(PreTrainedConfig):
         return cls(audio_config=audio_config.to_dict(), text_config=text_config.to_dict(), **kwargs)
 
 
+def _resolve_encoder_dropout(own: float | None, shared: float | None, default: float | None) -> float | None:
+    value = own if own is not None else shared if shared is not None else default
+    return None if value is None or value < 0 else value
+
+
 def _set_existing(config: PreTrainedConfig, names: tuple[str, ...], value: float) -> None:
     for name in names:
         if hasattr(config, name):
             setattr(config, name, value)
 
 
-__all__ = ["TurboConfig", "LOSS_MODES", "TEXT_POOLINGS", "CLASSIFY_ON"]
+__all__ = [
+    "TurboConfig",
+    "LOSS_MODES",
+    "TWO_VIEW_LOSS_MODES",
+    "TEXT_POOLINGS",
+    "CLASSIFY_ON",
+    "AUDIO_WINDOWS",
+    "FEATURE_NORMS",
+    "DUPLICATE_NEGATIVES",
+    "AUDIO_WINDOW_STEP_FRAMES",
+]

@@ -48,7 +48,10 @@ def build_model_and_processor(
     if model_args.freeze_feature_encoder:
         model.freeze_feature_encoder()
     processor = TurboProcessor.from_encoders_pretrained(
-        model_args.audio_model_name_or_path, model_args.text_model_name_or_path, **hub
+        model_args.audio_model_name_or_path,
+        model_args.text_model_name_or_path,
+        audio_window=model.config.audio_window,
+        **hub,
     )
     return model, processor
 

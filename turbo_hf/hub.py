@@ -60,12 +60,12 @@ def _encoder_ids(model: TurboForAudioTextClassification) -> list[str]:
 
 
 def _describe_encoder(config) -> str:
-    name = config._name_or_path if _looks_like_hub_id(config._name_or_path) else None
-    return (
-        f"`{config.model_type}` ([{name}](https://huggingface.co/{name}))"
-        if name
-        else f"`{config.model_type}`"
-    )
+    name = config._name_or_path
+    if _looks_like_hub_id(name):
+        return f"`{config.model_type}` ([{name}](https://huggingface.co/{name}))"
+    if name:  # a local folder: named by its last component, without this machine's path
+        return f"`{config.model_type}` (local folder `{Path(name).name}`)"
+    return f"`{config.model_type}`"
 
 
 def _results_table(metrics: list[tuple[str, str | None, float]]) -> str:

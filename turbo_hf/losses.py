@@ -1,5 +1,10 @@
 """Turbo's contrastive losses: InfoNCE over cosine similarities, the six-term Turbo loss, and the
-cross-process gather that lets every process use the whole global batch as negatives."""
+cross-process gather that lets every process use the whole global batch as negatives.
+
+Optionally (`TurboConfig.duplicate_negatives="mask"`) rows whose transcripts are token-identical are
+not each other's negatives in the terms that compare with text: two utterances of one sentence are
+then not pushed apart for sharing their words. The paper keeps them (the default).
+"""
 
 from __future__ import annotations
 
@@ -40,15 +45,59 @@ def gather_with_grad(features: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.cat([part[:n] for part, n in zip(gathered, rows)]), sum(rows[:rank])
 
 
-def _info_nce_against(
-    query: torch.Tensor, keys: torch.Tensor, offset: int, temperature: float
+def transcript_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Token ids of each transcript with its real tokens first and -1 after them, shape (N, L).
+
+    Two rows are equal exactly when the transcripts are token-identical, whichever side the tokenizer
+    pads and however long the batch is padded; `info_nce(..., transcripts=...)` compares them.
+    """
+    ids = input_ids.long()
+    if attention_mask is None:
+        return ids
+    real = attention_mask.bool()
+    first_real = torch.argsort((~real).to(torch.int8), dim=1, stable=True)
+    return torch.where(real, ids, -1).gather(1, first_real)
+
+
+def _gather_transcripts(transcripts: torch.Tensor, gather_across_processes: bool) -> torch.Tensor:
+    """The transcript rows of every process (no gradient), padded with -1 to one width."""
+    if not gather_across_processes or _distributed_world()[0] == 1:
+        return transcripts
+    width = torch.tensor([transcripts.shape[1]], device=transcripts.device)
+    dist.all_reduce(width, op=dist.ReduceOp.MAX)
+    padded = F.pad(transcripts, (0, int(width.item()) - transcripts.shape[1]), value=-1)
+    return gather_with_grad(padded)[0]
+
+
+def _duplicate_negatives(
+    transcripts: torch.Tensor, key_transcripts: torch.Tensor, offset: int
 ) -> torch.Tensor:
-    """InfoNCE of local queries against (possibly gathered) keys; query i's positive is key offset+i."""
+    """(N, M) true where key j has query i's transcript but is not its positive (key offset + i)."""
+    width = max(transcripts.shape[1], key_transcripts.shape[1])
+    query_rows = F.pad(transcripts, (0, width - transcripts.shape[1]), value=-1)
+    key_rows = F.pad(key_transcripts, (0, width - key_transcripts.shape[1]), value=-1)
+    same = (query_rows[:, None, :] == key_rows[None, :, :]).all(dim=-1)
+    rows = torch.arange(same.shape[0], device=same.device)
+    same[rows, rows + offset] = False
+    return same
+
+
+def _info_nce_against(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    offset: int,
+    temperature: float,
+    excluded: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """InfoNCE of local queries against (possibly gathered) keys; query i's positive is key offset+i,
+    and keys where `excluded[i]` is true are not among its negatives."""
     # Similarities divided by a small tau overflow half precision: compute in fp32 even under autocast.
     with torch.autocast(device_type=query.device.type, enabled=False):
         query = F.normalize(query.float(), dim=-1)
         keys = F.normalize(keys.float(), dim=-1)
         logits = query @ keys.T / temperature
+        if excluded is not None:
+            logits = logits.masked_fill(excluded, float("-inf"))
         targets = torch.arange(query.shape[0], device=query.device) + offset
         return F.cross_entropy(logits, targets)
 
@@ -58,19 +107,26 @@ def info_nce(
     key: torch.Tensor,
     temperature: float = 0.05,
     gather_across_processes: bool = True,
+    transcripts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """InfoNCE(query, key): mean over rows i of -log softmax_j(cos(q_i, k_j) / tau)[i].
 
     Row i of `key` is the positive of row i of `query`; every other row is a negative. With
     `gather_across_processes` and an initialised process group, the keys of all processes are the
     columns, so the mean of the per-process losses equals the loss of one process on the whole batch.
+    `transcripts` (`transcript_rows` of the batch's rows): keys whose transcript equals row i's are
+    left out of row i's negatives.
     """
     if query.shape != key.shape:
         raise ValueError(
             f"info_nce needs query and key of the same shape, got {tuple(query.shape)} and {tuple(key.shape)}"
         )
     keys, offset = gather_with_grad(key) if gather_across_processes else (key, 0)
-    return _info_nce_against(query, keys, offset, temperature)
+    excluded = None
+    if transcripts is not None:
+        all_transcripts = _gather_transcripts(transcripts, gather_across_processes)
+        excluded = _duplicate_negatives(transcripts, all_transcripts, offset)
+    return _info_nce_against(query, keys, offset, temperature, excluded)
 
 
 class TurboLossTerms(NamedTuple):
@@ -103,15 +159,26 @@ def turbo_loss_terms(
     text_2: torch.Tensor,
     temperature: float = 0.05,
     gather_across_processes: bool = True,
+    transcripts: torch.Tensor | None = None,
 ) -> TurboLossTerms:
-    """The six InfoNCE terms of Turbo for two dropout views (a1, t1) and (a2, t2) of one batch."""
+    """The six InfoNCE terms of Turbo for two dropout views (a1, t1) and (a2, t2) of one batch.
+
+    `transcripts` (`transcript_rows` of the batch): in the five terms whose keys are text or whose
+    queries and keys are text, rows with identical transcripts are not each other's negatives;
+    InfoNCE(a1, a2) keeps every negative (two recordings differ even when their words do not).
+    """
     keys = {}
     for name, view in (("a2", audio_2), ("t1", text_1), ("t2", text_2)):
         keys[name] = gather_with_grad(view) if gather_across_processes else (view, 0)
+    excluded = None
+    if transcripts is not None:
+        all_transcripts = _gather_transcripts(transcripts, gather_across_processes)
+        excluded = _duplicate_negatives(transcripts, all_transcripts, keys["t1"][1])
 
     def term(query: torch.Tensor, key_name: str) -> torch.Tensor:
         gathered, offset = keys[key_name]
-        return _info_nce_against(query, gathered, offset, temperature)
+        mask = excluded if key_name != "a2" else None
+        return _info_nce_against(query, gathered, offset, temperature, mask)
 
     return TurboLossTerms(
         audio_audio=term(audio_1, "a2"),
@@ -130,10 +197,21 @@ def turbo_loss(
     text_2: torch.Tensor,
     temperature: float = 0.05,
     gather_across_processes: bool = True,
+    transcripts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Turbo loss: InfoNCE(a1,a2) + InfoNCE(t1,t2) + InfoNCE(a1,t1) + InfoNCE(a1,t2) + InfoNCE(a2,t1)
-    + InfoNCE(a2,t2). The parts are available from `turbo_loss_terms`."""
-    return turbo_loss_terms(audio_1, text_1, audio_2, text_2, temperature, gather_across_processes).total
+    + InfoNCE(a2,t2). The parts (and what `transcripts` does) are in `turbo_loss_terms`."""
+    terms = turbo_loss_terms(
+        audio_1, text_1, audio_2, text_2, temperature, gather_across_processes, transcripts
+    )
+    return terms.total
 
 
-__all__ = ["info_nce", "turbo_loss", "turbo_loss_terms", "TurboLossTerms", "gather_with_grad"]
+__all__ = [
+    "info_nce",
+    "turbo_loss",
+    "turbo_loss_terms",
+    "TurboLossTerms",
+    "gather_with_grad",
+    "transcript_rows",
+]

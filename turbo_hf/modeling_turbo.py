@@ -4,24 +4,24 @@ joint space, a linear classifier on the concatenated projections, trained with C
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import AutoConfig, PreTrainedModel
+from transformers import initialization as init
 from transformers.modeling_outputs import ModelOutput
-from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import logging
 
-from .configuration_turbo import TurboConfig
-from .losses import info_nce, turbo_loss_terms
+from .audio_encoders import audio_encoder_adapter, build_audio_encoder, load_audio_encoder
+from .configuration_turbo import TWO_VIEW_LOSS_MODES, TurboConfig
+from .losses import info_nce, transcript_rows, turbo_loss_terms
+from .pooling import masked_mean
+from .text_encoders import TextEncoderAdapter, build_text_encoder, load_text_encoder
 
 logger = logging.get_logger(__name__)
-
-# Audio encoders that are the encoder half of a sequence-to-sequence model: only that half is built.
-_ENCODER_ONLY_AUDIO_CLASSES = {"whisper": WhisperEncoder}
 
 
 @dataclass
@@ -34,7 +34,7 @@ class TurboClassifierOutput(ModelOutput):
         logits: Classification scores of view 1, before softmax, shape (batch, num_labels).
         ce_loss: Cross-entropy of the classifier.
         contrastive_loss: The contrastive part, in-modal + cross-modal (training only).
-        in_modal_loss: InfoNCE(a1, a2) + InfoNCE(t1, t2) (Turbo training only).
+        in_modal_loss: InfoNCE(a1, a2) + InfoNCE(t1, t2) ("turbo" and "in_modal" training only).
         cross_modal_loss: The cross-modal InfoNCE terms (four in Turbo, one in "cross").
         audio_embeds: Projected audio embeddings h_a of view 1, shape (batch, projection_dim).
         text_embeds: Projected text embeddings h_t of view 1, shape (batch, projection_dim).
@@ -48,39 +48,6 @@ class TurboClassifierOutput(ModelOutput):
     cross_modal_loss: torch.FloatTensor | None = None
     audio_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
-
-
-def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean over the time axis of (batch, time, hidden), counting only positions where mask is true."""
-    if mask is None:
-        return hidden_states.mean(dim=1)
-    mask = mask.to(hidden_states.dtype).unsqueeze(-1)
-    return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-
-
-def last_token(hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    """Hidden state of the last real token of each row; works with left or right padding."""
-    if attention_mask is None:
-        return hidden_states[:, -1]
-    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-    last = (attention_mask.long() * positions).argmax(dim=1)
-    return hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), last]
-
-
-def _accepts(function, name: str) -> bool:
-    return name in inspect.signature(function).parameters
-
-
-def _build_audio_encoder(config) -> PreTrainedModel:
-    encoder_class = _ENCODER_ONLY_AUDIO_CLASSES.get(config.model_type)
-    return encoder_class(config) if encoder_class is not None else AutoModel.from_config(config)
-
-
-def _text_model_init_kwargs(config) -> dict:
-    # BERT-like models carry a pooler (dense + tanh) that Turbo never uses; left in, its parameters
-    # get no gradient and DistributedDataParallel without find_unused_parameters fails.
-    model_class = AutoModel._model_mapping[type(config)]
-    return {"add_pooling_layer": False} if _accepts(model_class.__init__, "add_pooling_layer") else {}
 
 
 class TurboPreTrainedModel(PreTrainedModel):
@@ -102,14 +69,18 @@ class TurboPreTrainedModel(PreTrainedModel):
             nn.init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm1d):  # feature_norm="batch": statistics only, no weights
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
 
 
 class TurboForAudioTextClassification(TurboPreTrainedModel):
-    """Audio + text classifier trained with Turbo (or the vanilla / cross baselines).
+    """Audio + text classifier trained with Turbo (or the vanilla / cross / in-modal baselines).
 
-    In training with `loss_mode="turbo"` the batch is encoded twice with independent dropout masks,
-    as ONE forward over 2N rows. For wav2vec2-family encoders the convolutional front end, which has
-    no dropout, runs once on the N rows and only feature projection + transformer run on 2N rows.
+    In training with two views (`loss_mode="turbo"` or `"in_modal"`) the batch is encoded twice with
+    independent dropout masks, as ONE forward over 2N rows; what an audio encoder computes before its
+    first dropout runs once on the N rows (see `turbo_hf.audio_encoders`).
     """
 
     def __init__(
@@ -121,14 +92,10 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         super().__init__(config)
         # Keyword overrides of from_pretrained land on the config after its __post_init__.
         config.apply_to_encoders()
-        if audio_model is None:
-            audio_model = _build_audio_encoder(config.audio_config)
-        if text_model is None:
-            text_model = AutoModel.from_config(
-                config.text_config, **_text_model_init_kwargs(config.text_config)
-            )
-        self.audio_model = audio_model
-        self.text_model = text_model
+        self.audio_model = (
+            audio_model if audio_model is not None else build_audio_encoder(config.audio_config)
+        )
+        self.text_model = text_model if text_model is not None else build_text_encoder(config.text_config)
         # What save_pretrained writes is what runs: the towers read the wrapper's sub-configs, which
         # keep the attention implementation each tower was actually built with.
         self.config.audio_config._attn_implementation = self.audio_model.config._attn_implementation
@@ -136,21 +103,16 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         self.audio_model.config = self.config.audio_config
         self.text_model.config = self.config.text_config
 
-        self.audio_projection = nn.Linear(config.audio_config.hidden_size, config.projection_dim)
-        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim)
+        audio_size, text_size = config.audio_config.hidden_size, config.text_config.hidden_size
+        self.audio_feature_norm = _feature_norm(config.feature_norm, audio_size)
+        self.text_feature_norm = _feature_norm(config.feature_norm, text_size)
+        self.audio_projection = nn.Linear(audio_size, config.projection_dim)
+        self.text_projection = nn.Linear(text_size, config.projection_dim)
         self.projection_dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(2 * config.projection_dim, config.num_labels)
 
-        self._has_split_front_end = all(
-            hasattr(self.audio_model, name) for name in ("feature_extractor", "feature_projection", "encoder")
-        )
-        # Group-norm front ends (wav2vec2-base, hubert-base, wavlm-base) were pretrained on unpadded
-        # audio and are fed zero-padded input without a mask, as transformers advises; layer-norm
-        # ones (wav2vec2-large-lv60, data2vec-audio, which has no `feat_extract_norm`) take the mask.
-        self._encoder_takes_audio_mask = (
-            getattr(config.audio_config, "feat_extract_norm", "layer") != "group"
-            and config.audio_config.model_type not in _ENCODER_ONLY_AUDIO_CLASSES
-        )
+        self.audio_adapter = audio_encoder_adapter(self.audio_model, config.audio_window)
+        self.text_adapter = TextEncoderAdapter(self.text_model, config.text_pooling)
         self.post_init()
 
     # -- construction from pretrained encoders ------------------------------------------------------
@@ -181,13 +143,8 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
             text_config=AutoConfig.from_pretrained(text_model_name_or_path, **_hub_kwargs(text_kwargs)),
             **kwargs,
         )
-        audio_model = _load_audio_encoder(audio_model_name_or_path, config.audio_config, audio_kwargs)
-        text_model = AutoModel.from_pretrained(
-            text_model_name_or_path,
-            config=config.text_config,
-            **_text_model_init_kwargs(config.text_config),
-            **text_kwargs,
-        )
+        audio_model = load_audio_encoder(audio_model_name_or_path, config.audio_config, audio_kwargs)
+        text_model = load_text_encoder(text_model_name_or_path, config.text_config, text_kwargs)
         model = cls(config, audio_model=audio_model, text_model=text_model)
         logger.warning(
             "The projections and the classifier of TurboForAudioTextClassification are newly initialised: "
@@ -204,15 +161,6 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
             )
         self.audio_model.freeze_feature_encoder()
 
-    def _audio_frame_mask(
-        self, audio_attention_mask: torch.Tensor | None, num_frames: int
-    ) -> torch.Tensor | None:
-        """Valid output frames, from the input lengths, even when the encoder takes no mask."""
-        if audio_attention_mask is None:
-            return None
-        lengths = self.audio_model._get_feat_extract_output_lengths(audio_attention_mask.sum(-1))
-        return torch.arange(num_frames, device=lengths.device)[None, :] < lengths[:, None]
-
     @property
     def min_audio_samples(self) -> int | None:
         """Fewest input samples (at the processor's sampling rate) that a clip alone needs in the
@@ -222,137 +170,22 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         convolutions if there is one, and in training with SpecAugment one masked span
         (`mask_time_length` frames). In a batch the last two apply to the padded length only.
         """
-        return self._samples_for_frames(self._min_batch_frames())
+        return self.audio_adapter.min_samples(self.training)
 
     @property
     def receptive_field_samples(self) -> int | None:
         """Input samples that make one frame of the conv front end: every utterance needs this many,
         also beside longer ones in a batch (None for Whisper)."""
-        return self._samples_for_frames(1)
-
-    def _samples_for_frames(self, frames: int) -> int | None:
-        config = self.config.audio_config
-        if not hasattr(config, "conv_kernel"):
-            return None
-        needed = frames
-        for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride))):
-            needed = (needed - 1) * stride + kernel
-        return needed
-
-    def _min_batch_frames(self) -> int:
-        config = self.config.audio_config
-        frames = 1
-        if getattr(config, "add_adapter", False):
-            # Adapter convolutions (padding 1) run after the transformer and must keep one frame.
-            for _ in range(config.num_adapter_layers):
-                frames = max(1, (frames - 1) * config.adapter_stride + config.adapter_kernel_size - 2)
-        if self.training and getattr(config, "apply_spec_augment", False) and config.mask_time_prob > 0:
-            frames = max(frames, config.mask_time_length)
-        return frames
-
-    def _check_audio_long_enough(
-        self, audio_inputs: torch.Tensor, audio_attention_mask: torch.Tensor | None
-    ) -> None:
-        # Too little audio gives torch's "Kernel size can't be greater than actual input size" or
-        # transformers' "`mask_length` has to be smaller than `sequence_length`", and a row under one
-        # frame beside longer ones a pooled embedding over zero frames: say what is wrong instead.
-        per_row = self.receptive_field_samples
-        if per_row is None:
-            return  # Whisper: log-mel features padded to a fixed window
-        width, whole_batch = audio_inputs.shape[-1], self.min_audio_samples
-        if width < whole_batch:
-            raise ValueError(
-                f"audio too short for the {self.config.audio_config.model_type} encoder: the longest utterance "
-                f"of the batch has {width} samples, and it needs at least {whole_batch}"
-                f"{' in training' if self.training else ''} (see min_audio_samples)"
-            )
-        # Per-row lengths live in the mask; reading them on an accelerator would cost a host sync
-        # every step, so there the training collator checks rows instead (`min_samples`).
-        if audio_attention_mask is None or audio_attention_mask.device.type != "cpu":
-            return
-        lengths = audio_attention_mask.sum(-1)
-        if lengths.min().item() >= per_row:
-            return
-        short = {row: int(length) for row, length in enumerate(lengths.tolist()) if length < per_row}
-        raise ValueError(
-            f"audio too short for the {self.config.audio_config.model_type} encoder: batch row(s) {short} "
-            f"(row: samples) have fewer than the {per_row} samples of its receptive field, which make one frame"
-        )
-
-    def _encode_audio(
-        self, audio_inputs: torch.Tensor, audio_attention_mask: torch.Tensor | None, num_views: int
-    ) -> torch.Tensor:
-        """Frame-level hidden states of `num_views` stacked copies of the batch."""
-        self._check_audio_long_enough(audio_inputs, audio_attention_mask)
-        encoder_mask = audio_attention_mask if self._encoder_takes_audio_mask else None
-        if num_views > 1 and self._has_split_front_end:
-            return self._encode_audio_shared_front_end(audio_inputs, encoder_mask, num_views)
-        audio_inputs = audio_inputs.repeat(num_views, *([1] * (audio_inputs.dim() - 1)))
-        if encoder_mask is not None:
-            encoder_mask = encoder_mask.repeat(num_views, 1)
-        return self.audio_model(audio_inputs, attention_mask=encoder_mask).last_hidden_state
-
-    def _encode_audio_shared_front_end(
-        self, input_values: torch.Tensor, encoder_mask: torch.Tensor | None, num_views: int
-    ) -> torch.Tensor:
-        # The convolutional front end has no dropout, so both views would compute identical
-        # features: run it once on N rows and repeat. The gradient through `repeat` sums both
-        # views' contributions, exactly as two full passes would. Mirrors Wav2Vec2Model.forward.
-        model = self.audio_model
-        features = model.feature_extractor(input_values).transpose(1, 2)
-        features = features.repeat(num_views, 1, 1)
-        frame_mask = None
-        if encoder_mask is not None:
-            length_kwargs = (
-                {"add_adapter": False}
-                if _accepts(model._get_feature_vector_attention_mask, "add_adapter")
-                else {}
-            )
-            frame_mask = model._get_feature_vector_attention_mask(
-                features.shape[1], encoder_mask.repeat(num_views, 1), **length_kwargs
-            )
-        projected = model.feature_projection(features)
-        hidden_states = projected[0] if isinstance(projected, tuple) else projected
-        if _accepts(model._mask_hidden_states, "attention_mask"):
-            hidden_states = model._mask_hidden_states(hidden_states, attention_mask=frame_mask)
-        else:
-            hidden_states = model._mask_hidden_states(hidden_states)
-        hidden_states = model.encoder(hidden_states, attention_mask=frame_mask).last_hidden_state
-        if getattr(model, "adapter", None) is not None:
-            hidden_states = model.adapter(hidden_states)
-        return hidden_states
-
-    def _pool_text(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        if self.config.text_pooling == "cls":
-            return hidden_states[:, 0]
-        if self.config.text_pooling == "mean":
-            return masked_mean(hidden_states, attention_mask)
-        return last_token(hidden_states, attention_mask)
-
-    def _encode_text(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        token_type_ids: torch.Tensor | None,
-        num_views: int,
-    ) -> torch.Tensor:
-        def stack(tensor):
-            return None if tensor is None else tensor.repeat(num_views, 1)
-
-        text_inputs = {"input_ids": stack(input_ids), "attention_mask": stack(attention_mask)}
-        if token_type_ids is not None:
-            text_inputs["token_type_ids"] = stack(token_type_ids)
-        hidden_states = self.text_model(**text_inputs).last_hidden_state
-        return self._pool_text(hidden_states, text_inputs["attention_mask"])
+        return self.audio_adapter.receptive_field_samples
 
     def get_audio_features(
         self, audio_inputs: torch.Tensor, audio_attention_mask: torch.Tensor | None = None, num_views: int = 1
     ) -> torch.Tensor:
         """Projected audio embeddings h_a (after dropout in training), shape (num_views * N, d)."""
-        hidden_states = self._encode_audio(audio_inputs, audio_attention_mask, num_views)
-        mask = audio_attention_mask.repeat(num_views, 1) if audio_attention_mask is not None else None
-        pooled = masked_mean(hidden_states, self._audio_frame_mask(mask, hidden_states.shape[1]))
-        return self.projection_dropout(self.audio_projection(pooled))
+        hidden_states = self.audio_adapter.encode(audio_inputs, audio_attention_mask, num_views)
+        frame_mask = self.audio_adapter.frame_mask(audio_attention_mask, hidden_states.shape[1])
+        pooled = masked_mean(hidden_states, None if frame_mask is None else frame_mask.repeat(num_views, 1))
+        return self.projection_dropout(self.audio_projection(self.audio_feature_norm(pooled)))
 
     def get_text_features(
         self,
@@ -362,8 +195,8 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         num_views: int = 1,
     ) -> torch.Tensor:
         """Projected text embeddings h_t (after dropout in training), shape (num_views * N, d)."""
-        pooled = self._encode_text(input_ids, attention_mask, token_type_ids, num_views)
-        return self.projection_dropout(self.text_projection(pooled))
+        pooled = self.text_adapter.encode(input_ids, attention_mask, token_type_ids, num_views)
+        return self.projection_dropout(self.text_projection(self.text_feature_norm(pooled)))
 
     # -- forward ------------------------------------------------------------------------------------
     def forward(
@@ -390,54 +223,80 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
                 "TurboForAudioTextClassification needs audio (input_values or input_features) and input_ids"
             )
         config = self.config
-        num_views = 2 if self.training and config.loss_mode == "turbo" else 1
+        num_views = 2 if self.training and config.loss_mode in TWO_VIEW_LOSS_MODES else 1
         batch_size = input_ids.shape[0]
-
-        audio_views = self.get_audio_features(audio_inputs, audio_attention_mask, num_views).split(batch_size)
-        text_views = self.get_text_features(input_ids, attention_mask, token_type_ids, num_views).split(
-            batch_size
-        )
-        logits_per_view = [
-            self.classifier(torch.cat([audio, text], dim=-1)) for audio, text in zip(audio_views, text_views)
-        ]
-        logits = logits_per_view[0]
+        audio = self.get_audio_features(audio_inputs, audio_attention_mask, num_views).split(batch_size)
+        text = self.get_text_features(input_ids, attention_mask, token_type_ids, num_views).split(batch_size)
+        logits = [self.classifier(torch.cat(pair, dim=-1)) for pair in zip(audio, text)]
 
         ce_loss = None
         if labels is not None:
-            classified = logits_per_view if config.classify_on == "both" else logits_per_view[:1]
+            classified = logits if config.classify_on == "both" else logits[:1]
             ce_loss = torch.stack([F.cross_entropy(view.float(), labels) for view in classified]).mean()
-
-        in_modal = cross_modal = contrastive = None
-        if self.training and config.loss_mode == "turbo":
-            terms = turbo_loss_terms(
-                audio_views[0], text_views[0], audio_views[1], text_views[1],
-                config.temperature, config.gather_across_processes,
-            )  # fmt: skip
-            in_modal, cross_modal = terms.in_modal, terms.cross_modal
-            contrastive = in_modal + cross_modal
-        elif self.training and config.loss_mode == "cross":
-            cross_modal = info_nce(
-                audio_views[0], text_views[0], config.temperature, config.gather_across_processes
-            )
-            contrastive = cross_modal
-
-        if contrastive is None:
-            loss = ce_loss
-        elif ce_loss is None:
-            loss = (1.0 - config.ce_weight) * contrastive
-        else:
-            loss = config.ce_weight * ce_loss + (1.0 - config.ce_weight) * contrastive
-
+        contrastive = _ContrastiveParts()  # evaluation: CE only
+        if self.training:
+            contrastive = self._contrastive_parts(audio, text, input_ids, attention_mask)
         return TurboClassifierOutput(
-            loss=loss,
-            logits=logits,
+            loss=_weighted_loss(ce_loss, contrastive.total, config.ce_weight),
+            logits=logits[0],
             ce_loss=ce_loss,
-            contrastive_loss=contrastive,
-            in_modal_loss=in_modal,
-            cross_modal_loss=cross_modal,
-            audio_embeds=audio_views[0],
-            text_embeds=text_views[0],
+            contrastive_loss=contrastive.total,
+            in_modal_loss=contrastive.in_modal,
+            cross_modal_loss=contrastive.cross_modal,
+            audio_embeds=audio[0],
+            text_embeds=text[0],
         )
+
+    def _contrastive_parts(
+        self,
+        audio: tuple[torch.Tensor, ...],
+        text: tuple[torch.Tensor, ...],
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+    ) -> _ContrastiveParts:
+        """The InfoNCE terms of `loss_mode` for the views (a1, a2), (t1, t2) of one training batch."""
+        # duplicate_negatives="mask": the losses leave token-identical transcripts out of the negatives.
+        masked = self.config.duplicate_negatives == "mask"
+        transcripts = transcript_rows(input_ids, attention_mask) if masked else None
+        mode, tau, gather = (
+            self.config.loss_mode,
+            self.config.temperature,
+            self.config.gather_across_processes,
+        )
+        if mode == "turbo":
+            terms = turbo_loss_terms(audio[0], text[0], audio[1], text[1], tau, gather, transcripts)
+            return _ContrastiveParts(in_modal=terms.in_modal, cross_modal=terms.cross_modal)
+        if mode == "in_modal":
+            text_text = info_nce(text[0], text[1], tau, gather, transcripts)
+            return _ContrastiveParts(in_modal=info_nce(audio[0], audio[1], tau, gather) + text_text)
+        if mode == "cross":
+            return _ContrastiveParts(cross_modal=info_nce(audio[0], text[0], tau, gather, transcripts))
+        return _ContrastiveParts()
+
+
+class _ContrastiveParts(NamedTuple):
+    in_modal: torch.Tensor | None = None
+    cross_modal: torch.Tensor | None = None
+
+    @property
+    def total(self) -> torch.Tensor | None:
+        if self.in_modal is None or self.cross_modal is None:
+            return self.cross_modal if self.in_modal is None else self.in_modal
+        return self.in_modal + self.cross_modal
+
+
+def _weighted_loss(ce_loss: torch.Tensor | None, contrastive: torch.Tensor | None, ce_weight: float):
+    """lambda * CE + (1 - lambda) * contrastive, with whichever part is there."""
+    if contrastive is None:
+        return ce_loss
+    if ce_loss is None:
+        return (1.0 - ce_weight) * contrastive
+    return ce_weight * ce_loss + (1.0 - ce_weight) * contrastive
+
+
+def _feature_norm(kind: str | None, size: int) -> nn.Module:
+    # No affine parameters: the projection that follows is affine already.
+    return nn.BatchNorm1d(size, affine=False) if kind == "batch" else nn.Identity()
 
 
 _HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "trust_remote_code", "subfolder")
@@ -445,13 +304,6 @@ _HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "trust_remo
 
 def _hub_kwargs(kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k in _HUB_KWARGS}
-
-
-def _load_audio_encoder(name_or_path: str, config, kwargs: dict) -> PreTrainedModel:
-    if config.model_type in _ENCODER_ONLY_AUDIO_CLASSES:
-        # Checkpoints hold the whole seq2seq model; load it and keep its encoder.
-        return AutoModel.from_pretrained(name_or_path, config=config, **kwargs).get_encoder()
-    return AutoModel.from_pretrained(name_or_path, config=config, **kwargs)
 
 
 __all__ = ["TurboForAudioTextClassification", "TurboPreTrainedModel", "TurboClassifierOutput"]

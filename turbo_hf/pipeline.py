@@ -57,8 +57,9 @@ class AudioTextClassificationPipeline(Pipeline):
     labels), and the transcript the classifier read (the given text, or what `asr_model` heard).
     Scores are those of the model in evaluation mode: the pipeline puts the model in `eval()`.
 
-    `batch_size > 1` pads a batch to its longest audio (transformers' padding collator, so the
-    tokenizer must pad on the right, as the feature extractor does). Encoders whose front end
+    `batch_size > 1` featurizes a batch's audio together through the processor, as the training
+    collator does (to its longest clip; Whisper with `audio_window="batch"`: to the batch window), and
+    pads its transcripts with transformers' padding collator (so the tokenizer must pad on the right). Encoders whose front end
     normalises over the whole padded input (wav2vec2-base, `feat_extract_norm="group"`) then give
     slightly different scores than one input at a time, as in evaluation with the Trainer;
     layer-normed encoders do not. Transcription runs one input at a time.
@@ -79,8 +80,12 @@ class AudioTextClassificationPipeline(Pipeline):
                     "(processor.save_pretrained(folder)) or pass processor=..."
                 )
             self.processor = TurboProcessor(
-                feature_extractor=self.feature_extractor, tokenizer=self.tokenizer
+                feature_extractor=self.feature_extractor,
+                tokenizer=self.tokenizer,
+                audio_window=self.model.config.audio_window,
             )
+        # Inference must featurize as training did (TurboConfig.audio_window).
+        self.processor.check_model_config(self.model.config)
         self.model.eval()
         self.asr = self._build_asr(asr_model)
         self.max_text_length = max_text_length or _text_length_limit(self.tokenizer, self.model.config)
@@ -150,14 +155,16 @@ class AudioTextClassificationPipeline(Pipeline):
             raise AudioDecodingError(f"{TASK} input: {err}") from err
         if text is None:
             text = self._transcribe(waveform)
-        features = self.processor(
-            audio=[waveform],
-            text=[text],
-            sampling_rate=self.sampling_rate,
-            return_tensors="pt",
-            max_length=self.max_text_length,
-        )
-        return {**features, "transcript": text}
+        tokens = self.processor(text=[text], return_tensors="pt", max_length=self.max_text_length)
+        # The audio is featurized per batch, in `_forward`: a window that depends on the batch
+        # (TurboConfig.audio_window="batch") cannot be padded item by item.
+        waveform = torch.from_numpy(np.ascontiguousarray(waveform))[None]
+        return {
+            **tokens,
+            "waveform": waveform,
+            "audio_length": torch.tensor([waveform.shape[1]]),
+            "transcript": text,
+        }
 
     def _transcribe(self, waveform: np.ndarray) -> str:
         asr_rate = self.asr.feature_extractor.sampling_rate
@@ -167,6 +174,14 @@ class AudioTextClassificationPipeline(Pipeline):
     def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
         model_inputs = dict(model_inputs)
         transcript = model_inputs.pop("transcript")  # a string, or a batch's list of them
+        # The batch's audio through the processor, exactly as the training collator featurizes it.
+        waveforms, lengths = model_inputs.pop("waveform").cpu(), model_inputs.pop("audio_length").tolist()
+        audio = self.processor(
+            audio=[row[:length].numpy() for row, length in zip(waveforms, lengths)],
+            sampling_rate=self.sampling_rate,
+            return_tensors="pt",
+        )
+        model_inputs.update({name: tensor.to(self.device) for name, tensor in audio.items()})
         # `logits` first: the base iterator reads the batch size from the first value.
         return {"logits": self.model(**model_inputs).logits, "transcript": transcript}
 

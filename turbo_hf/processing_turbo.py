@@ -8,6 +8,7 @@ import numpy as np
 from transformers import AutoFeatureExtractor, AutoTokenizer, BatchFeature, ProcessorMixin
 
 from .audio import AudioDecodingError, load_audio
+from .configuration_turbo import AUDIO_WINDOW_STEP_FRAMES, AUDIO_WINDOWS
 
 # Whisper-style extractors pad every input to a fixed window (30 s); the others pad to the longest.
 _FIXED_LENGTH_ATTRIBUTE = "n_samples"
@@ -19,22 +20,47 @@ class TurboProcessor(ProcessorMixin):
     The feature extractor's attention mask is returned as `audio_attention_mask` (the text has its
     own `attention_mask`), and it is always returned: the model pools over valid frames with it even
     for encoders that take no mask (wav2vec2-base).
+
+    `audio_window` is the model's `TurboConfig.audio_window`, saved with the processor: the one place
+    where it acts. For a fixed-window extractor (Whisper) `"full"` pads every clip to the pretrained
+    window and `"batch"` to the batch's longest clip, rounded up to whole seconds; other extractors
+    pad to the batch's longest clip either way.
     """
 
-    def __init__(self, feature_extractor, tokenizer):
+    def __init__(self, feature_extractor, tokenizer, audio_window: str = "full"):
         super().__init__(feature_extractor, tokenizer)
+        if audio_window not in AUDIO_WINDOWS:
+            raise ValueError(
+                f"TurboProcessor.audio_window must be one of {AUDIO_WINDOWS}, got {audio_window!r}"
+            )
+        self.audio_window = audio_window
 
     @classmethod
     def from_encoders_pretrained(
-        cls, audio_model_name_or_path: str, text_model_name_or_path: str, **kwargs
+        cls,
+        audio_model_name_or_path: str,
+        text_model_name_or_path: str,
+        audio_window: str = "full",
+        **kwargs,
     ) -> TurboProcessor:
-        """Load the feature extractor of the audio encoder and the tokenizer of the text encoder."""
+        """Load the feature extractor of the audio encoder and the tokenizer of the text encoder;
+        `audio_window` must be the model's (`model.config.audio_window`)."""
         feature_extractor = AutoFeatureExtractor.from_pretrained(audio_model_name_or_path, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(text_model_name_or_path, **kwargs)
         if tokenizer.pad_token is None:
             # GPT-2 and other decoder-only tokenizers ship without a padding token.
             tokenizer.pad_token = tokenizer.eos_token
-        return cls(feature_extractor=feature_extractor, tokenizer=tokenizer)
+        return cls(feature_extractor=feature_extractor, tokenizer=tokenizer, audio_window=audio_window)
+
+    def check_model_config(self, config) -> None:
+        """Raise ValueError unless this processor featurizes as the model of `config` was trained."""
+        model_window = getattr(config, "audio_window", "full")
+        if model_window != self.audio_window:
+            raise ValueError(
+                f"the processor featurizes with audio_window={self.audio_window!r} but the model was configured "
+                f"with audio_window={model_window!r}: use the processor saved with the model, or build one "
+                f"with TurboProcessor(..., audio_window={model_window!r})"
+            )
 
     @property
     def sampling_rate(self) -> int:
@@ -92,18 +118,29 @@ class TurboProcessor(ProcessorMixin):
                 )
             except AudioDecodingError as err:
                 raise AudioDecodingError(f"audio item {index} of the batch: {err}") from err
-        fixed_length = hasattr(self.feature_extractor, _FIXED_LENGTH_ATTRIBUTE)
         features = self.feature_extractor(
             waveforms,
             sampling_rate=self.sampling_rate,
-            padding="max_length" if fixed_length else "longest",
             return_attention_mask=True,
             return_tensors=return_tensors,
+            **self._padding(waveforms),
             **kwargs,
         )
         features = dict(features)
         features["audio_attention_mask"] = features.pop("attention_mask")
         return features
+
+    def _padding(self, waveforms: list[np.ndarray]) -> dict:
+        """Padding arguments of the feature extractor for this batch (see `audio_window`)."""
+        extractor = self.feature_extractor
+        if not hasattr(extractor, _FIXED_LENGTH_ATTRIBUTE):
+            return {"padding": "longest"}
+        if self.audio_window == "full":
+            return {"padding": "max_length"}
+        step = AUDIO_WINDOW_STEP_FRAMES * extractor.hop_length
+        longest = max(waveform.shape[0] for waveform in waveforms)
+        window = min(-(-longest // step) * step, extractor.n_samples)
+        return {"padding": "max_length", "max_length": window}
 
 
 __all__ = ["TurboProcessor"]
