@@ -234,3 +234,43 @@ def test_cli_answers_bad_requests_with_one_line_and_exit_code_2(tmp_path, capsys
     monkeypatch.setitem(sys.modules, "onnxscript", None)
     assert main(["export", model_dir, "--onnx", str(tmp_path / "out")]) == EXIT_BAD_INPUT
     assert "pip install 'turbo_hf[onnx]'" in capsys.readouterr().err
+
+
+def test_whisper_batch_window_exports_with_a_dynamic_mel_length(tmp_path):
+    # audio_window="batch": the processor pads log-mel frames to the batch's longest clip (whole
+    # seconds), so the graph must take any window up to the pretrained one, not one traced length.
+    from transformers import WhisperFeatureExtractor
+
+    from turbo_hf import TurboConfig
+    from turbo_hf.testing.tiny_encoders import tiny_audio_config, tiny_text_config, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer("bert", words=TEXTS)
+    processor = TurboProcessor(
+        feature_extractor=WhisperFeatureExtractor(feature_size=80, chunk_length=3),
+        tokenizer=tokenizer,
+        audio_window="batch",
+    )
+    config = TurboConfig(
+        audio_config=tiny_audio_config("whisper", max_source_positions=150),
+        text_config=tiny_text_config("bert", vocab_size=len(tokenizer)),
+        num_labels=3,
+        projection_dim=16,
+        audio_window="batch",
+    )
+    torch.manual_seed(0)
+    model = TurboForAudioTextClassification(config).eval()
+    info = export_onnx(model, tmp_path, processor)
+    assert info["inputs"][0]["shape"] == ["batch", 80, "audio_length"]
+    session = onnxruntime.InferenceSession(str(tmp_path / ONNX_FILE))
+    names = [graph_input.name for graph_input in session.get_inputs()]
+    frames = set()
+    for seconds in [(0.5,), (1.7, 0.3), (2.6, 0.4, 1.2)]:
+        rng = np.random.default_rng(len(seconds))
+        clips = [rng.standard_normal(int(16000 * s)).astype(np.float32) for s in seconds]
+        batch = processor(audio=clips, text=TEXTS[: len(seconds)], sampling_rate=16000)
+        frames.add(batch["input_features"].shape[-1])
+        with torch.no_grad():
+            expected = model(**batch).logits.numpy()
+        (logits, *_) = session.run(None, {name: batch[name].numpy() for name in names})
+        np.testing.assert_allclose(logits, expected, atol=1e-4)
+    assert frames == {100, 200, 300}  # three windows through one graph

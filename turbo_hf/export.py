@@ -248,17 +248,10 @@ class _EvalOutputs(nn.Module):
 
 @contextmanager
 def _without_audio_length_check(model: TurboForAudioTextClassification) -> Iterator[None]:
-    # The model checks every row's audio length by reading the mask on the host (`.item()`): a branch
-    # on data that torch.export cannot trace. The check has run on the eager pass over the example
-    # batch; the graph itself does not check lengths (onnx_export.json names the minimum). The check
-    # is the model's own method, or its audio adapter's where the encoder adapters hold it.
-    owner, name = (
-        (model.audio_adapter, "check_inputs")
-        if hasattr(model, "audio_adapter")
-        else (model, "_check_audio_long_enough")
-    )
-    if not callable(getattr(owner, name, None)):
-        raise OnnxExportError(f"turbo_hf.export does not know this model's audio check (no {name})")
+    # The audio adapter checks every row's audio length by reading the mask on the host (`.item()`):
+    # a branch on data that torch.export cannot trace. The check has run on the eager pass over the
+    # example batch; the graph itself does not check lengths (onnx_export.json names the minimum).
+    owner, name = model.audio_adapter, "check_inputs"
     setattr(owner, name, lambda *args, **kwargs: None)
     try:
         yield
