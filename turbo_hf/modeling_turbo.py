@@ -17,7 +17,7 @@ from transformers.utils import logging
 
 from .audio_encoders import audio_encoder_adapter, build_audio_encoder, load_audio_encoder
 from .configuration_turbo import TWO_VIEW_LOSS_MODES, TurboConfig
-from .losses import info_nce, transcript_rows, turbo_loss_terms
+from .losses import in_modal_loss, info_nce, transcript_rows, turbo_loss_terms
 from .pooling import masked_mean
 from .text_encoders import TextEncoderAdapter, build_text_encoder, load_text_encoder
 
@@ -267,8 +267,9 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
             terms = turbo_loss_terms(audio[0], text[0], audio[1], text[1], tau, gather, transcripts)
             return _ContrastiveParts(in_modal=terms.in_modal, cross_modal=terms.cross_modal)
         if mode == "in_modal":
-            text_text = info_nce(text[0], text[1], tau, gather, transcripts)
-            return _ContrastiveParts(in_modal=info_nce(audio[0], audio[1], tau, gather) + text_text)
+            return _ContrastiveParts(
+                in_modal=in_modal_loss(audio[0], text[0], audio[1], text[1], tau, gather, transcripts)
+            )
         if mode == "cross":
             return _ContrastiveParts(cross_modal=info_nce(audio[0], text[0], tau, gather, transcripts))
         return _ContrastiveParts()
