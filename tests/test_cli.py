@@ -289,3 +289,30 @@ def test_a_split_that_is_no_split_name_is_a_usage_error(model_dir, corpus, capsy
     manifest = write_manifest(folder, rows, name="odd_split.csv")
     assert main(["evaluate", model_dir, "--manifest", manifest, "--split", split]) == EXIT_BAD_INPUT
     assert "odd_split.csv: splits" in capsys.readouterr().err
+
+
+# Run in a fresh interpreter: the test process has imported torch already.
+_HELP_AND_USAGE_ERRORS = """
+import contextlib, io, json, sys
+from turbo_hf.cli import main
+codes = []
+for argv in (["--help"], ["predict", "--help"], ["evaluate", "--help"], ["predict"], ["predict", "m"],
+             ["evaluate", "m"], ["nonsense"]):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            codes.append(main(argv))
+        except SystemExit as exit:
+            codes.append(exit.code)
+print(json.dumps({"codes": codes, "heavy": [m for m in ("torch", "transformers", "datasets", "numpy")
+                                             if m in sys.modules]}))
+"""
+
+
+def test_help_and_usage_errors_import_neither_torch_nor_transformers():
+    done = subprocess.run(
+        [sys.executable, "-c", _HELP_AND_USAGE_ERRORS], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["codes"] == [0, 0, 0, 2, EXIT_BAD_INPUT, EXIT_BAD_INPUT, 2]
+    assert result["heavy"] == []

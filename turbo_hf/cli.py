@@ -5,7 +5,9 @@
     turbo-hf predict MODEL --manifest m.csv --split test                    # only the test rows
     turbo-hf evaluate MODEL --manifest m.csv --split test                   # WA, UA, macro F1 (+ ACC, EER)
 
-Everything runs through the "audio-text-classification" pipeline. Bad rows (manifest errors, audio
+Everything runs through the "audio-text-classification" pipeline. Parsing, `--help` and usage errors
+import neither torch nor transformers (`benchmarks/bench_cli_startup.py`): each command imports what
+it needs when it runs. Bad rows (manifest errors, audio
 that cannot be decoded) stop the run with exit code 2 and one line naming file:line, unless
 `--skip-bad-rows` is given: then they are left out, counted and listed at the end on stderr.
 """
@@ -21,15 +23,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import transformers
-from datasets import DatasetDict
-from tqdm.auto import tqdm
-
-from .audio import AudioDecodingError, check_long_enough, load_audio
-from .data.manifest import ManifestError, ManifestOptions, load_manifest
-from .metrics import score_probabilities
-from .pipeline import TASK, label_names, register_pipeline
+from .data.manifest_files import ManifestError
+from .data.manifest_options import ManifestOptions
 
 EXIT_BAD_INPUT = 2
 # Added to each manifest row by the loader so that a row that fails later is still named file:line.
@@ -106,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- shared steps ----------------------------------------------------------------------------------------
 def _load_pipeline(args: argparse.Namespace):
+    import transformers
+
+    from .pipeline import TASK, register_pipeline
+
     register_pipeline()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -131,6 +130,10 @@ class _Manifest:
             for option in dataclasses.fields(ManifestOptions)
             if getattr(args, option.name, None) is not None
         }
+        from datasets import DatasetDict
+
+        from .data.manifest import load_manifest
+
         options = ManifestOptions(**given, on_bad_row="skip" if args.skip_bad_rows else "raise")
         if labels is None:
             options.label_column = None  # predict: the manifest's labels are not read
@@ -171,6 +174,10 @@ def _classify_rows(
     Audio is decoded here (through the one audio path) so that a bad file is pinned to its line; the
     pipeline then featurizes and classifies the decoded rows in batches.
     """
+    from tqdm.auto import tqdm
+
+    from .audio import AudioDecodingError, check_long_enough, load_audio
+
     rate = pipe.sampling_rate
     chunk = max(1, args.batch_size) * 4
     progress = tqdm(total=len(manifest.data), unit="row", disable=args.no_progress, file=sys.stderr)
@@ -222,6 +229,8 @@ def _predict(args: argparse.Namespace) -> None:
         raise UserError("predict --audio needs --text, or --asr-model to transcribe the audio")
     pipe = _load_pipeline(args)
     if args.audio is not None:
+        from .audio import AudioDecodingError
+
         try:
             result = pipe({"audio": args.audio, "text": args.text}, top_k=args.top_k)
         except AudioDecodingError as err:
@@ -244,6 +253,11 @@ def _predict(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     if args.manifest is None:
         raise UserError("evaluate needs --manifest, a labelled CSV / TSV / JSONL file")
+    import numpy as np
+
+    from .metrics import score_probabilities
+    from .pipeline import label_names
+
     pipe = _load_pipeline(args)
     labels = label_names(pipe.model.config)
     manifest = _Manifest(args, labels=labels, split_required=True)
