@@ -103,6 +103,17 @@ def test_evaluate_prints_metrics_of_the_chosen_split(model_dir, corpus, tmp_path
     assert {"wa", "ua", "macro_f1"} <= set(metrics) and "eer" not in metrics
     assert metrics["num_examples"] == sum(r["split"] == "test" for r in rows)
     assert json.loads(output.read_text()) == metrics
+    # The errors behind the scores: the matrix (true rows x predicted columns) and per-class recall.
+    matrix, recall = metrics["confusion_matrix"], metrics["per_class_recall"]
+    counts = np.array(matrix["counts"])
+    assert matrix["class_names"] == LABELS and list(recall) == LABELS
+    assert counts.sum() == metrics["num_examples"]
+    assert np.trace(counts) / counts.sum() == pytest.approx(metrics["wa"])
+    shown = [value for value in recall.values() if value is not None]
+    assert np.mean(shown) == pytest.approx(metrics["ua"])  # UA is the mean of the recalls shown
+    for row, name in zip(matrix["row_normalized"], LABELS):
+        assert (None in row) == (recall[name] is None)
+        assert recall[name] is None or sum(row) == pytest.approx(1.0)
     no_splits = folder / "no_splits.csv"
     no_splits.write_text(
         "\n".join(line.rsplit(",", 1)[0] for line in open(manifest).read().splitlines()) + "\n"

@@ -150,6 +150,14 @@ class IemocapArguments:
             "not readable audio (skips are counted by reason and logged)."
         },
     )
+    method: str = field(
+        default="all",
+        metadata={
+            "help": "all | improvised | scripted: the utterances of which dialogs to use. Scripted lines are "
+            "read from the same scripts in every session, so they occur word for word in training; every "
+            "test report breaks WA / UA down by method and counts those transcripts."
+        },
+    )
 
 
 @dataclass

@@ -3,7 +3,8 @@
     turbo-hf predict MODEL --audio a.wav --text "the transcript"            # JSON: labels, transcript
     turbo-hf predict MODEL --manifest m.csv --output predictions.jsonl     # one JSON line per row
     turbo-hf predict MODEL --manifest m.csv --split test                    # only the test rows
-    turbo-hf evaluate MODEL --manifest m.csv --split test                   # WA, UA, macro F1 (+ ACC, EER)
+    turbo-hf evaluate MODEL --manifest m.csv --split test                   # WA, UA, macro F1 (+ ACC, EER),
+                                                                           # confusion matrix, per-class recall
 
 Everything runs through the "audio-text-classification" pipeline. Parsing, `--help` and usage errors
 import neither torch nor transformers (`benchmarks/bench_cli_startup.py`): each command imports what
@@ -255,7 +256,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise UserError("evaluate needs --manifest, a labelled CSV / TSV / JSONL file")
     import numpy as np
 
-    from .metrics import score_probabilities
+    from .metrics import confusion_matrix, confusion_report, score_probabilities
     from .pipeline import label_names
 
     pipe = _load_pipeline(args)
@@ -272,8 +273,12 @@ def _evaluate(args: argparse.Namespace) -> None:
         probabilities.append(row_probabilities)
     if not references:
         raise UserError(f"{manifest.path}: no readable rows to evaluate")
-    metrics = score_probabilities(np.array(references), np.stack(probabilities))
+    references, probabilities = np.array(references), np.stack(probabilities)
+    metrics = score_probabilities(references, probabilities)
     metrics["num_examples"] = len(references)
+    # Scores first, then the matrix and per-class recall (UA is the mean of the recalls shown).
+    errors = confusion_matrix(references, probabilities.argmax(axis=-1), num_classes=len(labels))
+    metrics.update(confusion_report(errors, labels))
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:
