@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from turbo_hf.data.iemocap import load_iemocap
+from turbo_hf.losses import balanced_class_weights
 from turbo_hf.testing.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_WORDS, make_synthetic_corpus
 from turbo_hf.testing.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
 
@@ -37,6 +39,10 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     return result
+
+
+def log(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
 
 
 def test_run_ser_on_every_session_fold_writes_fold_metrics_and_the_summary(tmp_path, encoders):
@@ -98,17 +104,26 @@ def test_run_ser_on_every_session_fold_writes_fold_metrics_and_the_summary(tmp_p
 
 
 def test_run_ser_through_accelerate_launch_on_one_speaker_fold(tmp_path, encoders):
-    corpus = make_synthetic_corpus(tmp_path / "IEMOCAP_full_release", n_per_class=2, seed=2)
+    corpus = make_synthetic_corpus(
+        tmp_path / "IEMOCAP_full_release", n_per_class=4, seed=2
+    )  # each class in both dialogs
     output = tmp_path / "ser"
-    _run(
+    done = _run(
         [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
          str(RECIPES / "run_ser.py"), "--iemocap_root", str(corpus), "--protocol", "speaker", "--fold", "3",
-         "--loss_mode", "cross", "--output_dir", str(output), *encoders, *TWO_STEPS],
+         "--loss_mode", "cross", "--output_dir", str(output), *encoders, *TWO_STEPS,
+         "--method", "scripted", "--class_weights", "balanced", "--log_level", "info"],
         tmp_path,
     )  # fmt: skip
     metrics = json.loads((output / "test_results.json").read_text())
     assert {"test_wa", "test_ua", "test_macro_f1"} <= set(metrics)
+    assert list(metrics["test_by_method"]) == ["scripted"]  # --method scripted: only scripted dialogs
+    # "balanced" became the training split's inverse class frequencies, saved with the model and logged.
+    train = load_iemocap(corpus, protocol="speaker", fold=3, method="scripted")["train"]
+    expected = balanced_class_weights(train["label"], SYNTHETIC_CLASSES)
+    assert json.loads((output / "config.json").read_text())["class_weights"] == pytest.approx(expected)
+    assert "class weights of the cross-entropy ('balanced'" in log(done)
     state = json.loads((output / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     logged = [entry for entry in state["log_history"] if "cross_modal_loss" in entry]

@@ -103,7 +103,10 @@ class ModelArguments:
         """The TurboConfig keyword arguments these arguments hold."""
         values = {name: getattr(self, name) for name in self._config_fields}
         for name in self._yaml_fields:
-            values[name] = None if values[name] is None else yaml.safe_load(values[name])
+            # A string from the command line ("balanced", "[1, 2.5]"); a json / yaml argument file gives
+            # the value itself (a list), which is kept as it is.
+            if isinstance(values[name], str):
+                values[name] = yaml.safe_load(values[name])
         return values
 
 

@@ -22,6 +22,7 @@ from .arguments import DataArguments, IemocapArguments, ManifestArguments, Model
 from .collator import DataCollatorForAudioText, DecodeAndCrop
 from .data.splits import with_validation_split
 from .folds import fold_training_args, resume_fold, select_folds, summarize_folds
+from .losses import balanced_class_weights
 from .metrics import (
     METRICS,
     compute_metrics,
@@ -42,9 +43,11 @@ SplitReport = Callable[[hf_datasets.Dataset, np.ndarray, np.ndarray], dict[str, 
 
 
 def build_model_and_processor(
-    model_args: ModelArguments, label_names: list[str]
+    model_args: ModelArguments, label_names: list[str], **config_overrides: Any
 ) -> tuple[TurboForAudioTextClassification, TurboProcessor]:
-    """Pretrained encoders + fresh Turbo heads for `label_names`, and the matching processor."""
+    """Pretrained encoders + fresh Turbo heads for `label_names`, and the matching processor.
+
+    `config_overrides` (TurboConfig fields) win over `model_args`' (e.g. resolved `class_weights`)."""
     hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
     hub = {k: v for k, v in hub.items() if v is not None}
     model = TurboForAudioTextClassification.from_encoders_pretrained(
@@ -55,7 +58,7 @@ def build_model_and_processor(
         label2id={name: index for index, name in enumerate(label_names)},
         **{f"audio_{k}": v for k, v in hub.items()},
         **{f"text_{k}": v for k, v in hub.items()},
-        **model_args.turbo_config_kwargs(),
+        **{**model_args.turbo_config_kwargs(), **config_overrides},
     )
     if model_args.freeze_feature_encoder:
         model.freeze_feature_encoder()
@@ -101,7 +104,19 @@ def train_and_evaluate(
     datasets = _truncate(datasets, data_args)
     label_names = datasets["train"].features["label"].names
     _warn_about_classes_without_training_rows(datasets["train"], label_names)
-    model, processor = build_model_and_processor(model_args, label_names)
+    # "balanced" becomes numbers here, from the training split, so the saved config holds what was used.
+    requested = model_args.turbo_config_kwargs()["class_weights"]
+    balanced = requested == "balanced"
+    class_weights = balanced_class_weights(datasets["train"]["label"], label_names) if balanced else requested
+    model, processor = build_model_and_processor(model_args, label_names, class_weights=class_weights)
+    if model.config.class_weights is not None:
+        source = (
+            f"'balanced': inverse class frequency of {len(datasets['train'])} training rows"
+            if balanced
+            else "given"
+        )
+        weights = ", ".join(f"{name} {w:.4g}" for name, w in zip(label_names, model.config.class_weights))
+        logger.info("class weights of the cross-entropy (%s), saved with the model: %s", source, weights)
     if data_args.max_text_length is not None:
         # Saved with the processor: the pipeline and the CLI then truncate transcripts as training did.
         processor.tokenizer.model_max_length = data_args.max_text_length

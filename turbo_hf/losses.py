@@ -1,5 +1,6 @@
 """Turbo's contrastive losses: InfoNCE over cosine similarities, the six-term Turbo loss, and the
-cross-process gather that lets every process use the whole global batch as negatives.
+cross-process gather that lets every process use the whole global batch as negatives; and the
+"balanced" class weights of the classifier's cross-entropy.
 
 Optionally (`TurboConfig.duplicate_negatives="mask"`) rows whose transcripts are token-identical are
 not each other's negatives in the terms that compare with text: two utterances of one sentence are
@@ -11,9 +12,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+
+
+def balanced_class_weights(labels: Sequence[int], class_names: Sequence[str]) -> list[float]:
+    """Cross-entropy weights that make every class of `labels` count alike: N / (C * count of the class),
+    as scikit-learn's "balanced" (`TurboConfig.class_weights="balanced"` in the recipes). A class
+    without any row has no such weight: an error naming it."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
+    if len(counts) > len(class_names):
+        raise ValueError(
+            f"label id {len(counts) - 1} is outside the {len(class_names)} classes {list(class_names)}"
+        )
+    empty = [name for name, count in zip(class_names, counts) if count == 0]
+    if empty:
+        raise ValueError(
+            f"class_weights='balanced' needs every class in the training labels; {empty} have none "
+            "(give explicit class_weights instead)"
+        )
+    return (counts.sum() / (len(class_names) * counts)).tolist()
 
 
 def _distributed_world() -> tuple[int, int]:
@@ -256,6 +276,7 @@ def turbo_loss(
 
 
 __all__ = [
+    "balanced_class_weights",
     "exchange_sizes",
     "in_modal_loss",
     "info_nce",

@@ -92,6 +92,11 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         super().__init__(config)
         # Keyword overrides of from_pretrained land on the config after its __post_init__.
         config.apply_to_encoders()
+        if config.class_weights == "balanced":
+            raise ValueError(
+                "TurboConfig.class_weights='balanced' must become numbers before the model is built: pass "
+                "turbo_hf.losses.balanced_class_weights(train_labels, class_names) (the recipes do)"
+            )
         self.audio_model = (
             audio_model if audio_model is not None else build_audio_encoder(config.audio_config)
         )
@@ -232,7 +237,12 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         ce_loss = None
         if labels is not None:
             classified = logits if config.classify_on == "both" else logits[:1]
-            ce_loss = torch.stack([F.cross_entropy(view.float(), labels) for view in classified]).mean()
+            weight = (
+                None if config.class_weights is None else logits[0].new_tensor(config.class_weights).float()
+            )
+            ce_loss = torch.stack(
+                [F.cross_entropy(view.float(), labels, weight=weight) for view in classified]
+            ).mean()
         contrastive = _ContrastiveParts()  # evaluation: CE only
         if self.training:
             contrastive = self._contrastive_parts(audio, text, input_ids, attention_mask)
