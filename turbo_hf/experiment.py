@@ -19,7 +19,7 @@ from transformers import EarlyStoppingCallback, set_seed
 from transformers.utils import logging
 
 from .arguments import DataArguments, IemocapArguments, ManifestArguments, ModelArguments
-from .collator import DataCollatorForAudioText, DecodeAndCrop
+from .collator import DataCollatorForAudioText, DecodeAndCrop, check_audio_column
 from .data.splits import with_validation_split
 from .folds import fold_training_args, resume_fold, select_folds, summarize_folds
 from .losses import balanced_class_weights
@@ -100,6 +100,8 @@ def train_and_evaluate(
     missing = {"train", "validation", "test"} - set(datasets)
     if missing:
         raise ValueError(f"datasets needs train, validation and test splits; missing {sorted(missing)}")
+    for name in ("train", "validation", "test"):
+        check_audio_column(datasets[name], name=f"the {name} split")
     set_seed(training_args.seed)
     datasets = _truncate(datasets, data_args)
     label_names = datasets["train"].features["label"].names
