@@ -86,30 +86,34 @@ def gather_with_grad(
 class _GatheredKeys(NamedTuple):
     views: list[torch.Tensor]  # each key view with the rows of every process
     offset: int  # where this process's rows start among them
-    transcripts: torch.Tensor | None  # every process's transcript rows, if given
+    excluded: torch.Tensor | None  # (local rows, all rows): same transcript, not the positive
 
 
 def _gather_keys(
     views: Sequence[torch.Tensor], transcripts: torch.Tensor | None, gather_across_processes: bool
 ) -> _GatheredKeys:
-    """The key views (and transcripts) of every process, for one step's InfoNCE terms.
+    """The key views of every process for one step's InfoNCE terms, and with `transcripts` the keys
+    that are not negatives of each local row (`duplicate_negatives="mask"`).
 
     The sizes (rows, transcript width) are exchanged once, and all views travel in one collective, side
     by side: 2 collectives and 1 host sync per step (3 collectives with transcripts), however many
     views, instead of 2 collectives and a sync per view.
     """
+    all_transcripts = transcripts
     if not gather_across_processes or _distributed_world()[0] == 1:
-        return _GatheredKeys(list(views), 0, transcripts)
-    sizes = [views[0].shape[0]] + ([] if transcripts is None else [transcripts.shape[1]])
-    peers = exchange_sizes(sizes, views[0].device)
-    row_counts = [peer[0] for peer in peers]
-    side_by_side, offset = gather_with_grad(torch.cat(list(views), dim=1), row_counts)
-    gathered = list(side_by_side.split([view.shape[1] for view in views], dim=1))
-    if transcripts is not None:
-        width = max(peer[1] for peer in peers)
-        transcripts = F.pad(transcripts, (0, width - transcripts.shape[1]), value=-1)
-        transcripts = gather_with_grad(transcripts, row_counts)[0]
-    return _GatheredKeys(gathered, offset, transcripts)
+        gathered, offset = list(views), 0
+    else:
+        sizes = [views[0].shape[0]] + ([] if transcripts is None else [transcripts.shape[1]])
+        peers = exchange_sizes(sizes, views[0].device)
+        row_counts = [peer[0] for peer in peers]
+        side_by_side, offset = gather_with_grad(torch.cat(list(views), dim=1), row_counts)
+        gathered = list(side_by_side.split([view.shape[1] for view in views], dim=1))
+        if transcripts is not None:
+            width = max(peer[1] for peer in peers)
+            padded = F.pad(transcripts, (0, width - transcripts.shape[1]), value=-1)
+            all_transcripts = gather_with_grad(padded, row_counts)[0]
+    excluded = None if transcripts is None else _duplicate_negatives(transcripts, all_transcripts, offset)
+    return _GatheredKeys(gathered, offset, excluded)
 
 
 def transcript_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -178,8 +182,7 @@ def info_nce(
         raise ValueError(
             f"info_nce needs query and key of the same shape, got {tuple(query.shape)} and {tuple(key.shape)}"
         )
-    (keys,), offset, all_transcripts = _gather_keys([key], transcripts, gather_across_processes)
-    excluded = None if transcripts is None else _duplicate_negatives(transcripts, all_transcripts, offset)
+    (keys,), offset, excluded = _gather_keys([key], transcripts, gather_across_processes)
     return _info_nce_against(query, keys, offset, temperature, excluded)
 
 
@@ -194,10 +197,9 @@ def in_modal_loss(
 ) -> torch.Tensor:
     """InfoNCE(a1, a2) + InfoNCE(t1, t2), the in-modal terms alone (`loss_mode="in_modal"`), with the
     keys of both gathered in one collective. `transcripts` masks duplicates in the text term only."""
-    (audio_keys, text_keys), offset, all_transcripts = _gather_keys(
+    (audio_keys, text_keys), offset, excluded = _gather_keys(
         [audio_2, text_2], transcripts, gather_across_processes
     )
-    excluded = None if transcripts is None else _duplicate_negatives(transcripts, all_transcripts, offset)
     audio_audio = _info_nce_against(audio_1, audio_keys, offset, temperature)
     return audio_audio + _info_nce_against(text_1, text_keys, offset, temperature, excluded)
 
@@ -240,10 +242,9 @@ def turbo_loss_terms(
     queries and keys are text, rows with identical transcripts are not each other's negatives;
     InfoNCE(a1, a2) keeps every negative (two recordings differ even when their words do not).
     """
-    (a2, t1, t2), offset, all_transcripts = _gather_keys(
+    (a2, t1, t2), offset, excluded = _gather_keys(
         [audio_2, text_1, text_2], transcripts, gather_across_processes
     )
-    excluded = None if transcripts is None else _duplicate_negatives(transcripts, all_transcripts, offset)
 
     def term(query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = excluded) -> torch.Tensor:
         return _info_nce_against(query, keys, offset, temperature, mask)

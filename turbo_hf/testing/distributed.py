@@ -107,6 +107,8 @@ def _join_group_and_run(rank: int, worker: Callable, world_size: int, port: int,
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
     try:
         worker(rank, world_size, *args)
+        # Leave together: rank 0 holds the group's store, and a peer still tearing down without it aborts.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
