@@ -103,6 +103,17 @@ def test_evaluate_prints_metrics_of_the_chosen_split(model_dir, corpus, tmp_path
     assert {"wa", "ua", "macro_f1"} <= set(metrics) and "eer" not in metrics
     assert metrics["num_examples"] == sum(r["split"] == "test" for r in rows)
     assert json.loads(output.read_text()) == metrics
+    # The errors behind the scores: the matrix (true rows x predicted columns) and per-class recall.
+    matrix, recall = metrics["confusion_matrix"], metrics["per_class_recall"]
+    counts = np.array(matrix["counts"])
+    assert matrix["class_names"] == LABELS and list(recall) == LABELS
+    assert counts.sum() == metrics["num_examples"]
+    assert np.trace(counts) / counts.sum() == pytest.approx(metrics["wa"])
+    shown = [value for value in recall.values() if value is not None]
+    assert np.mean(shown) == pytest.approx(metrics["ua"])  # UA is the mean of the recalls shown
+    for row, name in zip(matrix["row_normalized"], LABELS):
+        assert (None in row) == (recall[name] is None)
+        assert recall[name] is None or sum(row) == pytest.approx(1.0)
     no_splits = folder / "no_splits.csv"
     no_splits.write_text(
         "\n".join(line.rsplit(",", 1)[0] for line in open(manifest).read().splitlines()) + "\n"
@@ -289,3 +300,30 @@ def test_a_split_that_is_no_split_name_is_a_usage_error(model_dir, corpus, capsy
     manifest = write_manifest(folder, rows, name="odd_split.csv")
     assert main(["evaluate", model_dir, "--manifest", manifest, "--split", split]) == EXIT_BAD_INPUT
     assert "odd_split.csv: splits" in capsys.readouterr().err
+
+
+# Run in a fresh interpreter: the test process has imported torch already.
+_HELP_AND_USAGE_ERRORS = """
+import contextlib, io, json, sys
+from turbo_hf.cli import main
+codes = []
+for argv in (["--help"], ["predict", "--help"], ["evaluate", "--help"], ["predict"], ["predict", "m"],
+             ["evaluate", "m"], ["nonsense"]):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            codes.append(main(argv))
+        except SystemExit as exit:
+            codes.append(exit.code)
+print(json.dumps({"codes": codes, "heavy": [m for m in ("torch", "transformers", "datasets", "numpy")
+                                             if m in sys.modules]}))
+"""
+
+
+def test_help_and_usage_errors_import_neither_torch_nor_transformers():
+    done = subprocess.run(
+        [sys.executable, "-c", _HELP_AND_USAGE_ERRORS], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["codes"] == [0, 0, 0, 2, EXIT_BAD_INPUT, EXIT_BAD_INPUT, 2]
+    assert result["heavy"] == []

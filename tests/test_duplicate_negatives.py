@@ -2,17 +2,14 @@
 compared; checked against a loop over rows, in the model, and across two processes."""
 
 import math
-import os
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from conftest import TurboModelTester
-from test_distributed_losses import _free_port
 
 from turbo_hf.losses import info_nce, transcript_rows, turbo_loss_terms
+from turbo_hf.testing.distributed import spawn_gloo
 
 # Rows 0, 2 and 4 say the same; rows 1 and 3 too; row 5 is alone.
 TEXTS = ["hello world", "sad", "hello world", "sad", "hello world", "happy"]
@@ -95,21 +92,16 @@ def _rows_of(texts):
     return transcript_rows(encoded["input_ids"], encoded["attention_mask"])
 
 
-def _worker(rank: int, port: int, results_path: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        rows = slice(0, 4) if rank == 0 else slice(4, 6)  # uneven rows, and each pads to its own width
-        local = [view[rows] for view in _views()]
-        terms = turbo_loss_terms(*local, temperature=0.1, transcripts=_rows_of(TEXTS[rows]))
-        torch.save({"terms": list(terms), "rows": rows.stop - rows.start}, f"{results_path}.{rank}")
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, world_size: int, results_path: str) -> None:
+    rows = slice(0, 4) if rank == 0 else slice(4, 6)  # uneven rows, and each pads to its own width
+    local = [view[rows] for view in _views()]
+    terms = turbo_loss_terms(*local, temperature=0.1, transcripts=_rows_of(TEXTS[rows]))
+    torch.save({"terms": list(terms), "rows": rows.stop - rows.start}, f"{results_path}.{rank}")
 
 
 def test_two_processes_mask_the_duplicates_of_the_whole_global_batch(tmp_path):
     results_path = str(tmp_path / "result")
-    mp.spawn(_worker, args=(_free_port(), results_path), nprocs=2, join=True)
+    spawn_gloo(_worker, 2, results_path)
     results = [torch.load(f"{results_path}.{rank}") for rank in range(2)]
     reference = turbo_loss_terms(*_views(), temperature=0.1, transcripts=_rows_of(TEXTS))
     for index, term in enumerate(reference):

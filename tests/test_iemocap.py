@@ -14,13 +14,19 @@ from turbo_hf import DataCollatorForAudioText
 from turbo_hf.data.iemocap import (
     IEMOCAP_NUM_FOLDS,
     IEMOCAP_SPEAKERS,
+    TRANSCRIPT_NORMALIZATION,
     IemocapFormatError,
     load_iemocap,
     load_iemocap_utterances,
+    normalize_transcript,
     read_emo_evaluation,
     read_transcriptions,
     speaker_of,
+    transcripts_seen_in,
 )
+from turbo_hf.experiment import iemocap_split_report
+from turbo_hf.metrics import unweighted_accuracy, weighted_accuracy
+from turbo_hf.testing.synthetic import write_iemocap_release
 
 
 @pytest.fixture(scope="module")
@@ -261,3 +267,90 @@ def test_duration_is_read_from_the_wav_header_not_the_label_timestamps(tmp_path)
     row = utterances[utterances["id"].index(f"{dialog}_F004")]
     assert row["end"] - row["start"] == pytest.approx(0.14, abs=1e-3)
     assert row["duration"] == pytest.approx(0.5)
+
+
+# Every session's actors read the same script; improvised lines are their own.
+SCRIPT = ("I can't believe you did that.", "Where were you last night?", "Fine. Go, then!", "[LAUGHTER]")
+CODES = ("neu", "hap", "sad", "ang")
+
+
+def _release_with_a_shared_script(root) -> None:
+    rng = np.random.default_rng(0)
+    dialogs = {}
+    for session in range(1, 6):
+        for dialog, lines in (
+            (
+                f"Ses{session:02d}F_impro01",
+                [f"improvised line {index} of session {session}" for index in range(4)],
+            ),
+            # Session 1 writes the script in lower case without punctuation: still the same lines.
+            (
+                f"Ses{session:02d}M_script01_1",
+                [line.lower().strip(".!?") if session == 1 else line for line in SCRIPT],
+            ),
+        ):
+            dialogs[dialog] = [
+                {
+                    "id": f"{dialog}_{gender}{index:03d}",
+                    "emotion": CODES[index],
+                    "start": 2.0 * index + (gender == "M"),
+                    "end": 2.0 * index + (gender == "M") + 0.5,
+                    "text": text,
+                    "waveform": 0.1 * rng.standard_normal(1600).astype(np.float32),
+                }
+                for index, text in enumerate(lines)
+                for gender in "FM"
+            ]
+    write_iemocap_release(root, dialogs)
+
+
+@pytest.fixture(scope="module")
+def scripted_release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scripted_release")
+    _release_with_a_shared_script(root)
+    return root
+
+
+def test_method_selects_the_improvised_or_the_scripted_dialogs(scripted_release):
+    every = load_iemocap(scripted_release, protocol="session", fold=0)
+    for method, value in (("improvised", "impro"), ("scripted", "script")):
+        splits = load_iemocap(scripted_release, protocol="session", fold=0, method=method)
+        for split in splits.values():
+            assert set(split["method"]) == {value}
+        # The test session's utterances of that method; validation is drawn from the selection.
+        assert sorted(splits["test"]["id"]) == sorted(
+            row["id"] for row in every["test"] if row["method"] == value
+        )
+        kept = sorted([*splits["train"]["id"], *splits["validation"]["id"]])
+        assert kept == sorted(
+            row["id"] for name in ("train", "validation") for row in every[name] if row["method"] == value
+        )
+    with pytest.raises(ValueError, match=r"method must be one of \['all', 'improvised', 'scripted'\]"):
+        load_iemocap(scripted_release, method="impro")
+
+
+def test_normalised_transcripts_match_across_case_punctuation_and_tags():
+    assert normalize_transcript("Fine. Go, then!") == normalize_transcript("fine go then") == "fine go then"
+    assert normalize_transcript("Oh, [LAUGHTER] I can't!") == "oh i can't"
+    seen = transcripts_seen_in(["Fine, go then", "[LAUGHTER]", "new words"], ["fine go then.", "[LAUGHTER]"])
+    assert seen.tolist() == [True, False, False]  # a tag alone is no scripted line
+
+
+def test_the_split_report_breaks_scores_down_by_method_and_counts_script_lines_seen_in_training(
+    scripted_release,
+):
+    splits = load_iemocap(scripted_release, protocol="session", fold=0)
+    test = splits["test"]
+    labels = np.asarray(test["label"])
+    predicted = np.where(np.asarray(test["method"]) == "impro", labels, 0)  # improvised all right
+    report = iemocap_split_report(splits["train"])(test, labels, predicted)
+    by_method = report["by_method"]
+    assert by_method["improvised"] == {"num_examples": 8, "wa": 1.0, "ua": 1.0, "transcripts_in_train": 0}
+    scripted = np.asarray(test["method"]) == "script"
+    assert by_method["scripted"]["wa"] == weighted_accuracy(labels[scripted], predicted[scripted]) == 0.25
+    assert by_method["scripted"]["ua"] == unweighted_accuracy(labels[scripted], predicted[scripted])
+    # Session 1's three spoken script lines, by both actors, are read in sessions 2-5 too; the tag is not.
+    assert by_method["scripted"]["transcripts_in_train"] == 6
+    assert report["transcripts_in_train"]["count"] == 6
+    assert report["transcripts_in_train"]["num_examples"] == len(test) == 16
+    assert report["transcripts_in_train"]["normalization"] == TRANSCRIPT_NORMALIZATION

@@ -1,5 +1,6 @@
 """turbo_hf.metrics against scikit-learn and hand-checked values."""
 
+import json
 import math
 
 import numpy as np
@@ -16,6 +17,7 @@ from turbo_hf.metrics import (
     accuracy,
     compute_metrics,
     confusion_matrix,
+    confusion_report,
     equal_error_rate,
     greater_is_better,
     macro_f1,
@@ -234,3 +236,25 @@ def test_evaluate_metric_binary_config_needs_scores_and_matches_compute_metrics(
 def test_evaluate_metric_rejects_unknown_config():
     with pytest.raises(ValueError, match="config_name"):
         TurboClassificationMetric("regression", keep_in_memory=True)
+
+
+def test_confusion_report_counts_normalises_rows_and_its_recalls_average_to_ua():
+    labels = [0, 0, 0, 1, 1, 3, 3, 3, 3]  # class 2 has no true example
+    predictions = [0, 1, 0, 1, 2, 3, 0, 3, 3]
+    names = ["neutral", "happy", "sad", "angry"]
+    report = confusion_report(confusion_matrix(labels, predictions, num_classes=4), names)
+    matrix = report["confusion_matrix"]
+    assert matrix["class_names"] == names
+    assert matrix["counts"] == [[2, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0], [1, 0, 0, 3]]
+    assert matrix["row_normalized"][0] == pytest.approx([2 / 3, 1 / 3, 0, 0])
+    assert matrix["row_normalized"][2] == [None] * 4  # no true "sad": its recall is undefined
+    recall = report["per_class_recall"]
+    assert recall == {"neutral": pytest.approx(2 / 3), "happy": 0.5, "sad": None, "angry": 0.75}
+    shown = [value for value in recall.values() if value is not None]
+    assert sum(shown) / len(shown) == pytest.approx(unweighted_accuracy(labels, predictions, 4))
+    json.dumps(report)  # plain lists and floats, ready for a results file
+
+
+def test_confusion_report_checks_the_class_names_against_the_matrix():
+    with pytest.raises(ValueError, match="does not match the 3 class names"):
+        confusion_report(np.eye(2, dtype=int), ["a", "b", "c"])

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from turbo_hf.testing.synthetic import SYNTHETIC_WORDS, make_synthetic_corpus
+from turbo_hf.data.iemocap import load_iemocap
+from turbo_hf.losses import balanced_class_weights
+from turbo_hf.testing.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_WORDS, make_synthetic_corpus
 from turbo_hf.testing.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -39,6 +41,10 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
+def log(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
 def test_run_ser_on_every_session_fold_writes_fold_metrics_and_the_summary(tmp_path, encoders):
     corpus = make_synthetic_corpus(tmp_path / "IEMOCAP_full_release", n_per_class=3, seed=1)
     output = tmp_path / "ser"
@@ -49,12 +55,34 @@ def test_run_ser_on_every_session_fold_writes_fold_metrics_and_the_summary(tmp_p
     )  # fmt: skip
     summary = json.loads((output / "summary.json").read_text())
     assert summary["num_folds"] == 5 and len(summary["folds"]) == 5
+    test_rows = 0
     for fold in range(5):
         fold_metrics = json.loads((output / f"fold_{fold}" / "test_results.json").read_text())
         assert 0.0 <= fold_metrics["test_ua"] <= 1.0
         assert summary["folds"][fold]["test_wa"] == fold_metrics["test_wa"]
         assert (output / f"fold_{fold}" / "model.safetensors").is_file()
-    assert "± " in (output / "summary.md").read_text()
+        # The errors: the confusion matrix and per-class recall, whose mean is UA.
+        matrix = fold_metrics["test_confusion_matrix"]
+        assert matrix["class_names"] == list(SYNTHETIC_CLASSES)
+        test_rows += sum(map(sum, matrix["counts"]))
+        recalls = [r for r in fold_metrics["test_per_class_recall"].values() if r is not None]
+        assert sum(recalls) / len(recalls) == pytest.approx(fold_metrics["test_ua"])
+        # IEMOCAP's report: WA / UA by recording method, and the test transcripts seen in training.
+        by_method = fold_metrics["test_by_method"]
+        assert set(by_method) == {"improvised", "scripted"}
+        assert sum(part["num_examples"] for part in by_method.values()) == sum(map(sum, matrix["counts"]))
+        in_train = fold_metrics["test_transcripts_in_train"]
+        assert in_train["count"] == sum(part["transcripts_in_train"] for part in by_method.values())
+        assert "eval_confusion_matrix" in json.loads(
+            (output / f"fold_{fold}" / "eval_results.json").read_text()
+        )
+        state = json.loads((output / f"fold_{fold}" / "trainer_state.json").read_text())
+        assert isinstance(state["best_metric"], float)  # checkpoint selection still reads a float
+    summary_md = (output / "summary.md").read_text()
+    assert "± " in summary_md and "summed over 5 folds" in summary_md and "| scripted |" in summary_md
+    assert "occur verbatim in their fold's training split" in summary_md
+    assert sum(map(sum, summary["confusion_matrix"]["counts"])) == test_rows
+    assert (output / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
 
     # Stop the run as a crash would: fold 3 without its test results, fold 4 never started.
     first_fold = output / "fold_0" / "test_results.json"
@@ -76,17 +104,26 @@ def test_run_ser_on_every_session_fold_writes_fold_metrics_and_the_summary(tmp_p
 
 
 def test_run_ser_through_accelerate_launch_on_one_speaker_fold(tmp_path, encoders):
-    corpus = make_synthetic_corpus(tmp_path / "IEMOCAP_full_release", n_per_class=2, seed=2)
+    corpus = make_synthetic_corpus(
+        tmp_path / "IEMOCAP_full_release", n_per_class=4, seed=2
+    )  # each class in both dialogs
     output = tmp_path / "ser"
-    _run(
+    done = _run(
         [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
          str(RECIPES / "run_ser.py"), "--iemocap_root", str(corpus), "--protocol", "speaker", "--fold", "3",
-         "--loss_mode", "cross", "--output_dir", str(output), *encoders, *TWO_STEPS],
+         "--loss_mode", "cross", "--output_dir", str(output), *encoders, *TWO_STEPS,
+         "--method", "scripted", "--class_weights", "balanced", "--log_level", "info"],
         tmp_path,
     )  # fmt: skip
     metrics = json.loads((output / "test_results.json").read_text())
     assert {"test_wa", "test_ua", "test_macro_f1"} <= set(metrics)
+    assert list(metrics["test_by_method"]) == ["scripted"]  # --method scripted: only scripted dialogs
+    # "balanced" became the training split's inverse class frequencies, saved with the model and logged.
+    train = load_iemocap(corpus, protocol="speaker", fold=3, method="scripted")["train"]
+    expected = balanced_class_weights(train["label"], SYNTHETIC_CLASSES)
+    assert json.loads((output / "config.json").read_text())["class_weights"] == pytest.approx(expected)
+    assert "class weights of the cross-entropy ('balanced'" in log(done)
     state = json.loads((output / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     logged = [entry for entry in state["log_history"] if "cross_modal_loss" in entry]
@@ -115,6 +152,8 @@ def test_run_dsd_on_a_binary_manifest_reports_acc_and_eer(tmp_path, encoders):
     )
     metrics = json.loads((output / "test_results.json").read_text())
     assert 0.0 <= metrics["test_eer"] <= 1.0 and 0.0 <= metrics["test_acc"] <= 1.0
+    assert metrics["test_confusion_matrix"]["class_names"] == ["non_directed", "directed"]
+    assert "test_by_method" not in metrics  # an IEMOCAP report only
     config = json.loads((output / "config.json").read_text())
     assert config["id2label"] == {"0": "non_directed", "1": "directed"}
 

@@ -1,5 +1,7 @@
 import dataclasses
 import json
+import logging
+import sys
 
 import numpy as np
 import pytest
@@ -24,7 +26,7 @@ from turbo_hf.arguments import (
 )
 from turbo_hf.experiment import train_and_evaluate
 from turbo_hf.folds import summarize_folds
-from turbo_hf.metrics import compute_metrics
+from turbo_hf.metrics import compute_metrics, confusion_report
 from turbo_hf.testing.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
 from turbo_hf.trainer import TurboTrainer, TurboTrainingArguments
 
@@ -214,6 +216,54 @@ def test_summarize_folds_writes_mean_and_sample_std(tmp_path):
     assert summary["ua"]["std"] == pytest.approx(np.std([0.4, 0.6, 0.8], ddof=1))
     assert json.loads((tmp_path / "summary.json").read_text())["num_folds"] == 3
     assert "60.00 ± 10.00" in (tmp_path / "summary.md").read_text()
+
+
+def _fold_with_errors(counts, by_method=None):
+    names = ["neutral", "happy"]
+    fold = {
+        "test_wa": 0.5,
+        "test_ua": 0.5,
+        **{f"test_{k}": v for k, v in confusion_report(counts, names).items()},
+    }
+    if by_method is not None:
+        fold["test_by_method"] = by_method
+        fold["test_transcripts_in_train"] = {
+            "count": sum(part["transcripts_in_train"] for part in by_method.values()),
+            "num_examples": sum(part["num_examples"] for part in by_method.values()),
+            "normalization": "as said",
+        }
+    return fold
+
+
+def test_summarize_folds_sums_the_confusion_matrices_and_draws_them(tmp_path):
+    part = {"num_examples": 4, "wa": 0.5, "ua": 0.5, "transcripts_in_train": 1}
+    folds = [
+        _fold_with_errors(
+            [[3, 1], [2, 2]], {"improvised": part, "scripted": {**part, "transcripts_in_train": 3}}
+        ),
+        _fold_with_errors([[1, 0], [0, 4]], {"improvised": {**part, "wa": 0.7}, "scripted": part}),
+    ]
+    summary = summarize_folds(folds, tmp_path)
+    assert summary["confusion_matrix"]["counts"] == [[4, 1], [2, 6]]
+    assert summary["per_class_recall"] == {"neutral": pytest.approx(0.8), "happy": pytest.approx(0.75)}
+    assert summary["by_method"]["improvised"]["wa"]["mean"] == pytest.approx(0.6)
+    assert summary["by_method"]["scripted"]["transcripts_in_train"] == 4
+    assert summary["transcripts_in_train"]["count"] == 6
+    text = (tmp_path / "summary.md").read_text()
+    assert "| neutral | 4 (80.0%) | 1 (20.0%) | 80.00% |" in text
+    assert "mean of these recalls: 77.50%" in text and "6 of 16 test transcripts" in text
+    assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_without_matplotlib_the_summary_has_the_matrix_and_says_why_there_is_no_png(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    with caplog.at_level(logging.WARNING, logger="turbo_hf"):
+        summarize_folds([_fold_with_errors([[3, 1], [2, 2]])], tmp_path)
+    assert "| happy | 2 (50.0%) | 2 (50.0%) | 50.00% |" in (tmp_path / "summary.md").read_text()
+    assert not (tmp_path / "confusion_matrix.png").exists()
+    assert "matplotlib is not installed" in caplog.text
 
 
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])

@@ -2,8 +2,8 @@
 
 `alignment` and `uniformity` are the measures of Wang & Isola (ICML 2020) on L2-normalised embeddings;
 lower is better for both. `embed` collects a model's projected audio / text embeddings over a dataset,
-and the plot functions draw the paper's figures with matplotlib (an optional dependency, imported only
-when a plot is asked for, always drawn off-screen with the Agg canvas).
+and the plot functions draw the paper's figures, and a confusion matrix, with matplotlib (an optional
+dependency, imported only when a plot is asked for, always drawn off-screen with the Agg canvas).
 """
 
 from __future__ import annotations
@@ -310,6 +310,46 @@ def plot_embedding_kde(
     return _save(figure, path)
 
 
+def plot_confusion_matrix(
+    counts: Any, class_names: Sequence[str], path: str | os.PathLike, title: str | None = None
+) -> Path:
+    """A confusion matrix as a heat map: rows are true classes, columns predicted ones, colour the share
+    of the row, and each cell shows its count and that share (a row without examples stays blank)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.ndim != 2 or counts.shape != (len(class_names), len(class_names)):
+        raise ValueError(f"confusion matrix of shape {counts.shape} for {len(class_names)} class names")
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(totals > 0, counts / totals, np.nan)
+    size = 1.2 + 0.9 * len(class_names)
+    figure, axes = _new_figure(size + 1.0, size)
+    ax = axes[0, 0]
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=ax, label="share of the true class")
+    for row in range(counts.shape[0]):
+        for column in range(counts.shape[1]):
+            if totals[row, 0] == 0:
+                continue
+            share = shares[row, column]
+            ax.text(
+                column,
+                row,
+                f"{counts[row, column]}\n{100 * share:.0f}%",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if share > 0.6 else "black",
+            )
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, labels=list(class_names), rotation=45, ha="right")
+    ax.set_yticks(ticks, labels=list(class_names))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title)
+    return _save(figure, path)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().tolist()
@@ -332,6 +372,7 @@ __all__ = [
     "alignment",
     "embed",
     "plot_align_uniform",
+    "plot_confusion_matrix",
     "plot_embedding_kde",
     "save_analysis_json",
     "uniformity",

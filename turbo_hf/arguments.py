@@ -103,7 +103,10 @@ class ModelArguments:
         """The TurboConfig keyword arguments these arguments hold."""
         values = {name: getattr(self, name) for name in self._config_fields}
         for name in self._yaml_fields:
-            values[name] = None if values[name] is None else yaml.safe_load(values[name])
+            # A string from the command line ("balanced", "[1, 2.5]"); a json / yaml argument file gives
+            # the value itself (a list), which is kept as it is.
+            if isinstance(values[name], str):
+                values[name] = yaml.safe_load(values[name])
         return values
 
 
@@ -148,6 +151,14 @@ class IemocapArguments:
         metadata={
             "help": "error | skip labelled utterances whose wav or transcript is missing or whose wav is "
             "not readable audio (skips are counted by reason and logged)."
+        },
+    )
+    method: str = field(
+        default="all",
+        metadata={
+            "help": "all | improvised | scripted: the utterances of which dialogs to use. Scripted lines are "
+            "read from the same scripts in every session, so they occur word for word in training; every "
+            "test report breaks WA / UA down by method and counts those transcripts."
         },
     )
 

@@ -24,6 +24,18 @@ class AudioDecodingError(ValueError):
     """An audio input that cannot be turned into a finite, non-empty mono waveform."""
 
 
+def undecoded_audio_fix(column: str = "audio") -> str:
+    """The call that keeps a datasets `Audio` column undecoded: its rows become the {"path", "bytes"}
+    dicts that `load_audio` reads, without torchcodec."""
+    return f'dataset = dataset.cast_column("{column}", Audio(decode=False))'
+
+
+def _is_torchcodec_decoder(source: Any) -> bool:
+    # datasets >= 4 decodes an Audio column into torchcodec decoders (AudioDecoder). Told apart by
+    # their module: importing torchcodec (and FFmpeg behind it) is what fails where they are unreadable.
+    return type(source).__module__.split(".")[0] == "torchcodec"
+
+
 def _describe(source: Any) -> str:
     if isinstance(source, (str, os.PathLike)):
         return str(source)
@@ -96,6 +108,12 @@ def _split_source(source: AudioSource, sampling_rate: int | None) -> tuple[np.nd
             raise AudioDecodingError("a raw audio array needs its sampling rate")
         array = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else source
         return np.asarray(array, dtype=np.float32), int(sampling_rate)
+    if _is_torchcodec_decoder(source):
+        raise AudioDecodingError(
+            f"a torchcodec {type(source).__name__}, as a decoding datasets Audio column gives, is not read "
+            f"here (torchcodec is not needed anywhere else): keep the column undecoded with "
+            f"{undecoded_audio_fix()}; its {{'path', 'bytes'}} dicts are then read with soundfile"
+        )
     raise AudioDecodingError(
         f"unsupported audio input of type {type(source).__name__}: expected a path, bytes, "
         "(array, sampling_rate) or a dict with 'array'/'bytes'/'path'"
@@ -110,9 +128,11 @@ def load_audio(
     """Read any supported audio input as a float32 mono waveform at `sampling_rate`.
 
     `source` is a path, encoded bytes, an `(array, sampling_rate)` tuple, a dict as written by
-    `datasets.Audio` (`array` + `sampling_rate`, or `bytes` / `path`), or a raw array whose rate
-    is given by `source_sampling_rate`. Raises `AudioDecodingError` naming the input when it is
-    missing, undecodable, empty, or holds NaN / inf.
+    `datasets.Audio` (`array` + `sampling_rate`, or `bytes` / `path` as `Audio(decode=False)` gives;
+    bytes are read first), or a raw array whose rate is given by `source_sampling_rate`. The torchcodec
+    decoders of a decoding `Audio` column are refused, naming the fix (`undecoded_audio_fix`).
+    Raises `AudioDecodingError` naming the input when it is missing, undecodable, empty, or holds
+    NaN / inf.
     """
     waveform, orig_sampling_rate = _split_source(source, source_sampling_rate)
     waveform = to_mono(np.asarray(waveform, dtype=np.float32))

@@ -3,10 +3,13 @@
     turbo-hf predict MODEL --audio a.wav --text "the transcript"            # JSON: labels, transcript
     turbo-hf predict MODEL --manifest m.csv --output predictions.jsonl     # one JSON line per row
     turbo-hf predict MODEL --manifest m.csv --split test                    # only the test rows
-    turbo-hf evaluate MODEL --manifest m.csv --split test                   # WA, UA, macro F1 (+ ACC, EER)
+    turbo-hf evaluate MODEL --manifest m.csv --split test                   # WA, UA, macro F1 (+ ACC, EER),
+                                                                           # confusion matrix, per-class recall
     turbo-hf export MODEL --onnx OUT_DIR                                    # ONNX graph + processor
 
-Everything runs through the "audio-text-classification" pipeline. Bad rows (manifest errors, audio
+Everything runs through the "audio-text-classification" pipeline. Parsing, `--help` and usage errors
+import neither torch nor transformers (`benchmarks/bench_cli_startup.py`): each command imports what
+it needs when it runs. Bad rows (manifest errors, audio
 that cannot be decoded) stop the run with exit code 2 and one line naming file:line, unless
 `--skip-bad-rows` is given: then they are left out, counted and listed at the end on stderr.
 """
@@ -22,16 +25,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import transformers
-from datasets import DatasetDict
-from tqdm.auto import tqdm
-
-from .audio import AudioDecodingError, check_long_enough, load_audio
-from .data.manifest import ManifestError, ManifestOptions, load_manifest
-from .export import OnnxExportError, add_export_parser, run_export
-from .metrics import score_probabilities
-from .pipeline import TASK, label_names, register_pipeline
+from .data.manifest_files import ManifestError
+from .data.manifest_options import ManifestOptions
 
 EXIT_BAD_INPUT = 2
 # Added to each manifest row by the loader so that a row that fails later is still named file:line.
@@ -103,12 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", help="Rows of this split only (needed when the manifest has splits).")
     evaluate.add_argument("--output", help="Also write the metrics to this JSON file.")
     evaluate.set_defaults(run=_evaluate)
-    add_export_parser(commands).set_defaults(run=_export)
+    export = commands.add_parser(
+        "export", help="Write an ONNX graph of a saved model with its processor (runs without torch)."
+    )
+    export.add_argument("model", help="Saved Turbo model folder (save_pretrained, with its processor).")
+    export.add_argument("--onnx", required=True, metavar="OUT_DIR", help="Folder to write the graph into.")
+    export.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's).")
+    export.add_argument("--overwrite", action="store_true", help="Write into a folder that is not empty.")
+    export.set_defaults(run=_export)
     return parser
 
 
 # -- shared steps ----------------------------------------------------------------------------------------
 def _load_pipeline(args: argparse.Namespace):
+    import transformers
+
+    from .pipeline import TASK, register_pipeline
+
     register_pipeline()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -134,6 +140,10 @@ class _Manifest:
             for option in dataclasses.fields(ManifestOptions)
             if getattr(args, option.name, None) is not None
         }
+        from datasets import DatasetDict
+
+        from .data.manifest import load_manifest
+
         options = ManifestOptions(**given, on_bad_row="skip" if args.skip_bad_rows else "raise")
         if labels is None:
             options.label_column = None  # predict: the manifest's labels are not read
@@ -174,6 +184,10 @@ def _classify_rows(
     Audio is decoded here (through the one audio path) so that a bad file is pinned to its line; the
     pipeline then featurizes and classifies the decoded rows in batches.
     """
+    from tqdm.auto import tqdm
+
+    from .audio import AudioDecodingError, check_long_enough, load_audio
+
     rate = pipe.sampling_rate
     chunk = max(1, args.batch_size) * 4
     progress = tqdm(total=len(manifest.data), unit="row", disable=args.no_progress, file=sys.stderr)
@@ -225,6 +239,8 @@ def _predict(args: argparse.Namespace) -> None:
         raise UserError("predict --audio needs --text, or --asr-model to transcribe the audio")
     pipe = _load_pipeline(args)
     if args.audio is not None:
+        from .audio import AudioDecodingError
+
         try:
             result = pipe({"audio": args.audio, "text": args.text}, top_k=args.top_k)
         except AudioDecodingError as err:
@@ -247,6 +263,11 @@ def _predict(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     if args.manifest is None:
         raise UserError("evaluate needs --manifest, a labelled CSV / TSV / JSONL file")
+    import numpy as np
+
+    from .metrics import confusion_matrix, confusion_report, score_probabilities
+    from .pipeline import label_names
+
     pipe = _load_pipeline(args)
     labels = label_names(pipe.model.config)
     manifest = _Manifest(args, labels=labels, split_required=True)
@@ -261,8 +282,12 @@ def _evaluate(args: argparse.Namespace) -> None:
         probabilities.append(row_probabilities)
     if not references:
         raise UserError(f"{manifest.path}: no readable rows to evaluate")
-    metrics = score_probabilities(np.array(references), np.stack(probabilities))
+    references, probabilities = np.array(references), np.stack(probabilities)
+    metrics = score_probabilities(references, probabilities)
     metrics["num_examples"] = len(references)
+    # Scores first, then the matrix and per-class recall (UA is the mean of the recalls shown).
+    errors = confusion_matrix(references, probabilities.argmax(axis=-1), num_classes=len(labels))
+    metrics.update(confusion_report(errors, labels))
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:
@@ -271,7 +296,13 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    print(json.dumps(run_export(args), indent=2, ensure_ascii=False))
+    from .export import OnnxExportError, export_onnx
+
+    try:
+        info = export_onnx(args.model, args.onnx, opset=args.opset, overwrite=args.overwrite)
+    except OnnxExportError as err:
+        raise UserError(str(err)) from err
+    print(json.dumps(info, indent=2, ensure_ascii=False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -279,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (UserError, ManifestError, OnnxExportError) as err:
+    except (UserError, ManifestError) as err:
         # The loader's hint names its Python argument; on the command line it is a flag.
         message = str(err).replace("pass on_bad_row='skip'", "pass --skip-bad-rows")
         print(f"turbo-hf {args.command}: error: {message}", file=sys.stderr)

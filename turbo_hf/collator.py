@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .audio import AudioDecodingError, check_long_enough, crop_waveform, load_audio
+from .audio import AudioDecodingError, check_long_enough, crop_waveform, load_audio, undecoded_audio_fix
 from .processing_turbo import TurboProcessor
 
 
@@ -22,6 +22,20 @@ def _decode(audio: Any, sampling_rate: int, name: str) -> np.ndarray:
         return load_audio(audio, sampling_rate)
     except AudioDecodingError as err:
         raise AudioDecodingError(f"example {name}: {err}") from err
+
+
+def check_audio_column(dataset: Any, audio_column: str = "audio", name: str = "dataset") -> None:
+    """Raise if `dataset`'s audio column is a `datasets.Audio` feature that decodes: datasets would decode
+    every row through torchcodec before `DecodeAndCrop` sees it. `Audio(decode=False)` keeps the
+    {"path", "bytes"} dicts that turbo_hf reads itself (soundfile + soxr, as for paths)."""
+    feature = getattr(dataset, "features", {}).get(audio_column)
+    # Checked by name: `datasets.Audio` without importing datasets here.
+    if type(feature).__name__ == "Audio" and getattr(feature, "decode", False):
+        raise ValueError(
+            f"{name}: the {audio_column!r} column is a datasets Audio feature that decodes rows with "
+            f"torchcodec; keep it undecoded, {undecoded_audio_fix(audio_column)}, "
+            "and turbo_hf decodes each row itself"
+        )
 
 
 @dataclass
@@ -33,6 +47,7 @@ class DecodeAndCrop:
     new every epoch and reproducible from the seed (`transformers.set_seed`, and the DataLoader's
     per-worker seeds). Without it (evaluation) the centre is kept; `max_duration=None` keeps the
     whole utterance. Rows stay undecoded in the dataset, so thousands of utterances cost no memory.
+    The audio column holds paths or `datasets.Audio(decode=False)` dicts (`check_audio_column`).
     """
 
     sampling_rate: int
@@ -124,4 +139,4 @@ class DataCollatorForAudioText:
         return batch
 
 
-__all__ = ["DataCollatorForAudioText", "DecodeAndCrop"]
+__all__ = ["DataCollatorForAudioText", "DecodeAndCrop", "check_audio_column"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import ClassVar
 
 from huggingface_hub.dataclasses import strict
@@ -113,6 +115,12 @@ class TurboConfig(PreTrainedConfig):
         classify_on (`str`, defaults to `"first"`):
             `"first"`: the classifier sees view 1 only (the paper). `"both"`: CE is averaged
             over both views in training.
+        class_weights (`list[float]` or `str`, *optional*):
+            Weights of the classes in the cross-entropy, one positive number per class in label id
+            order (`F.cross_entropy(weight=...)`): rare classes can count more, as UA weighs every class
+            alike. `"balanced"`: inverse frequency of the training split, which the recipes turn into
+            numbers before the model is built (`turbo_hf.losses.balanced_class_weights`), so a saved
+            model holds the numbers it was trained with. None (default): every class weighs 1.
         audio_window (`str`, defaults to `"full"`):
             What a fixed-window feature extractor (Whisper: 30 s) pads to. `"full"`: its pretrained
             window, exactly as the pretrained model. `"batch"`: the batch's longest clip rounded up to
@@ -163,6 +171,7 @@ class TurboConfig(PreTrainedConfig):
     temperature: float = 0.05
     text_pooling: str | None = None
     classify_on: str = "first"
+    class_weights: list[float] | str | None = None
     audio_window: str = "full"
     feature_norm: str | None = None
     duplicate_negatives: str = "keep"
@@ -243,6 +252,29 @@ class TurboConfig(PreTrainedConfig):
             raise ValueError(f"TurboConfig.encoder_layerdrop must be below 1, got {self.encoder_layerdrop}")
         if self.projection_dim <= 0:
             raise ValueError(f"TurboConfig.projection_dim must be positive, got {self.projection_dim}")
+        self._validate_class_weights()
+
+    def _validate_class_weights(self) -> None:
+        """None, "balanced", or one finite positive weight per class (stored as a list of floats)."""
+        weights = self.class_weights
+        if weights is None or weights == "balanced":
+            return
+        expected = f"None, 'balanced' or a list of {self.num_labels} positive numbers (one per class)"
+        if not isinstance(weights, (list, tuple)):
+            raise ValueError(f"TurboConfig.class_weights must be {expected}; got {weights!r}")
+        if len(weights) != self.num_labels:
+            raise ValueError(
+                f"TurboConfig.class_weights has {len(weights)} values for num_labels={self.num_labels}; "
+                "give one weight per class, in label id order"
+            )
+        bad = [
+            w
+            for w in weights
+            if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (math.isfinite(w) and w > 0)
+        ]
+        if bad:
+            raise ValueError(f"TurboConfig.class_weights must be finite positive numbers; got {bad}")
+        self.class_weights = [float(weight) for weight in weights]
 
     @classmethod
     def from_audio_text_configs(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging as py_logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +19,35 @@ from transformers import EarlyStoppingCallback, set_seed
 from transformers.utils import logging
 
 from .arguments import DataArguments, IemocapArguments, ManifestArguments, ModelArguments
-from .collator import DataCollatorForAudioText, DecodeAndCrop
+from .collator import DataCollatorForAudioText, DecodeAndCrop, check_audio_column
 from .data.splits import with_validation_split
 from .folds import fold_training_args, resume_fold, select_folds, summarize_folds
-from .metrics import METRICS, compute_metrics
+from .losses import balanced_class_weights
+from .metrics import (
+    METRICS,
+    compute_metrics,
+    confusion_matrix,
+    confusion_report,
+    unweighted_accuracy,
+    weighted_accuracy,
+)
 from .modeling_turbo import TurboForAudioTextClassification
 from .processing_turbo import TurboProcessor
 from .trainer import TurboTrainer, TurboTrainingArguments
 
 logger = logging.get_logger(__name__)
 
+# Extra entries of an evaluation's results from its split (without transform), the label ids and the
+# predicted ids, in the split's order.
+SplitReport = Callable[[hf_datasets.Dataset, np.ndarray, np.ndarray], dict[str, Any]]
+
 
 def build_model_and_processor(
-    model_args: ModelArguments, label_names: list[str]
+    model_args: ModelArguments, label_names: list[str], **config_overrides: Any
 ) -> tuple[TurboForAudioTextClassification, TurboProcessor]:
-    """Pretrained encoders + fresh Turbo heads for `label_names`, and the matching processor."""
+    """Pretrained encoders + fresh Turbo heads for `label_names`, and the matching processor.
+
+    `config_overrides` (TurboConfig fields) win over `model_args`' (e.g. resolved `class_weights`)."""
     hub = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
     hub = {k: v for k, v in hub.items() if v is not None}
     model = TurboForAudioTextClassification.from_encoders_pretrained(
@@ -43,7 +58,7 @@ def build_model_and_processor(
         label2id={name: index for index, name in enumerate(label_names)},
         **{f"audio_{k}": v for k, v in hub.items()},
         **{f"text_{k}": v for k, v in hub.items()},
-        **model_args.turbo_config_kwargs(),
+        **{**model_args.turbo_config_kwargs(), **config_overrides},
     )
     if model_args.freeze_feature_encoder:
         model.freeze_feature_encoder()
@@ -72,20 +87,38 @@ def train_and_evaluate(
     data_args: DataArguments,
     training_args: TurboTrainingArguments,
     datasets: DatasetDict,
-) -> dict[str, float]:
+    split_report: SplitReport | None = None,
+) -> dict[str, Any]:
     """Train on `train`, pick the best checkpoint on `validation`, report on `test`.
 
     Saves the model and processor in `training_args.output_dir` and returns the test metrics
-    (keys prefixed `test_`).
+    (keys prefixed `test_`): the scores, `test_confusion_matrix` (class names, counts, row-normalised)
+    and `test_per_class_recall`, as in test_results.json (eval_results.json likewise for validation).
+    `split_report(split, label_ids, predicted_ids)` adds entries of its own to both (e.g. IEMOCAP's
+    breakdown by improvised / scripted utterances).
     """
     missing = {"train", "validation", "test"} - set(datasets)
     if missing:
         raise ValueError(f"datasets needs train, validation and test splits; missing {sorted(missing)}")
+    for name in ("train", "validation", "test"):
+        check_audio_column(datasets[name], name=f"the {name} split")
     set_seed(training_args.seed)
     datasets = _truncate(datasets, data_args)
     label_names = datasets["train"].features["label"].names
     _warn_about_classes_without_training_rows(datasets["train"], label_names)
-    model, processor = build_model_and_processor(model_args, label_names)
+    # "balanced" becomes numbers here, from the training split, so the saved config holds what was used.
+    requested = model_args.turbo_config_kwargs()["class_weights"]
+    balanced = requested == "balanced"
+    class_weights = balanced_class_weights(datasets["train"]["label"], label_names) if balanced else requested
+    model, processor = build_model_and_processor(model_args, label_names, class_weights=class_weights)
+    if model.config.class_weights is not None:
+        source = (
+            f"'balanced': inverse class frequency of {len(datasets['train'])} training rows"
+            if balanced
+            else "given"
+        )
+        weights = ", ".join(f"{name} {w:.4g}" for name, w in zip(label_names, model.config.class_weights))
+        logger.info("class weights of the cross-entropy (%s), saved with the model: %s", source, weights)
     if data_args.max_text_length is not None:
         # Saved with the processor: the pipeline and the CLI then truncate transcripts as training did.
         processor.tokenizer.model_max_length = data_args.max_text_length
@@ -117,12 +150,10 @@ def train_and_evaluate(
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
 
-    metrics = trainer.evaluate(validation, metric_key_prefix="eval")
-    trainer.log_metrics("eval", metrics)
-    trainer.save_metrics("eval", metrics)
-    test_metrics = trainer.evaluate(test, metric_key_prefix="test")
-    trainer.log_metrics("test", test_metrics)
-    trainer.save_metrics("test", test_metrics)
+    # Each results file (eval_results.json, test_results.json) holds the scores, the confusion matrix
+    # and the per-class recall, and whatever `split_report` adds for the split.
+    _evaluate_and_save(trainer, validation, datasets["validation"], "eval", label_names, split_report)
+    test_metrics = _evaluate_and_save(trainer, test, datasets["test"], "test", label_names, split_report)
     if push_to_hub and trainer.is_world_process_zero():
         from .hub import push_to_hub as push_model
 
@@ -131,6 +162,31 @@ def train_and_evaluate(
             trainer.model, processor, repo_id, eval_results=test_metrics, token=training_args.hub_token
         )
     return test_metrics
+
+
+def _evaluate_and_save(
+    trainer: TurboTrainer,
+    split: hf_datasets.Dataset,
+    untransformed: hf_datasets.Dataset,
+    prefix: str,
+    label_names: list[str],
+    split_report: SplitReport | None,
+) -> dict[str, Any]:
+    """Score `split`, log its numbers and save `<prefix>_results.json` with the confusion matrix too."""
+    output = trainer.predict(split, metric_key_prefix=prefix)
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    labels, predicted = np.asarray(output.label_ids), np.asarray(logits).argmax(axis=-1)
+    results = dict(output.metrics)
+    details = confusion_report(confusion_matrix(labels, predicted, len(label_names)), label_names)
+    if split_report is not None:
+        details.update(split_report(untransformed, labels, predicted))
+    results.update({f"{prefix}_{key}": value for key, value in details.items()})
+    # The log shows the numbers; nested entries (the matrix, breakdowns) are in the file only.
+    trainer.log_metrics(
+        prefix, {key: value for key, value in results.items() if isinstance(value, (int, float))}
+    )
+    trainer.save_metrics(prefix, results)
+    return results
 
 
 def _warn_about_classes_without_training_rows(train: hf_datasets.Dataset, label_names: list[str]) -> None:
@@ -193,10 +249,44 @@ def run_iemocap(
                 validation_fraction=iemocap_args.validation_fraction,
                 seed=training_args.seed,
                 on_missing=iemocap_args.on_missing,
+                method=iemocap_args.method,
             )
-            metrics = train_and_evaluate(model_args, data_args, fold_args, splits)
+            report = iemocap_split_report(splits["train"])
+            metrics = train_and_evaluate(model_args, data_args, fold_args, splits, split_report=report)
         fold_metrics.append({"fold": fold, **metrics})
     return summarize_folds(fold_metrics, training_args.output_dir) if many else fold_metrics[0]
+
+
+def iemocap_split_report(train: hf_datasets.Dataset) -> SplitReport:
+    """The IEMOCAP additions to an evaluation's results: WA / UA (and the example count) of the
+    improvised and of the scripted utterances (`by_method`), and how many of the split's transcripts
+    occur verbatim in `train` (`transcripts_in_train`, in total and per method; normalised as
+    `TRANSCRIPT_NORMALIZATION` says)."""
+    from .data.iemocap import IEMOCAP_METHODS, TRANSCRIPT_NORMALIZATION, transcripts_seen_in
+
+    train_texts = train["text"]
+
+    def report(split: hf_datasets.Dataset, labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+        methods = np.asarray(split["method"])
+        seen = transcripts_seen_in(split["text"], train_texts)
+        by_method = {}
+        for name, value in IEMOCAP_METHODS.items():
+            rows = methods == value
+            if rows.any():
+                by_method[name] = {
+                    "num_examples": int(rows.sum()),
+                    "wa": weighted_accuracy(labels[rows], predicted[rows]),
+                    "ua": unweighted_accuracy(labels[rows], predicted[rows]),
+                    "transcripts_in_train": int(seen[rows].sum()),
+                }
+        in_train = {
+            "count": int(seen.sum()),
+            "num_examples": len(seen),
+            "normalization": TRANSCRIPT_NORMALIZATION,
+        }
+        return {"by_method": by_method, "transcripts_in_train": in_train}
+
+    return report
 
 
 def run_manifest(
@@ -248,6 +338,7 @@ __all__ = [
     "build_model_and_processor",
     "train_and_evaluate",
     "setup_logging",
+    "iemocap_split_report",
     "run_iemocap",
     "run_manifest",
 ]

@@ -21,7 +21,6 @@ and other lengths and must match the PyTorch forward within `atol`.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import re
@@ -368,28 +367,9 @@ def _first_line(err: BaseException) -> str:
 
 
 # -- command line -------------------------------------------------------------------------------------
-def add_export_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add `turbo-hf export MODEL_DIR --onnx OUT_DIR` to the CLI's subcommands; returns its parser."""
-    parser = commands.add_parser(
-        "export", help="Write an ONNX graph of a saved model with its processor (runs without torch)."
-    )
-    parser.add_argument("model", help="Saved Turbo model folder (save_pretrained, with its processor).")
-    parser.add_argument("--onnx", required=True, metavar="OUT_DIR", help="Folder to write the graph into.")
-    parser.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's).")
-    parser.add_argument("--overwrite", action="store_true", help="Write into a folder that is not empty.")
-    return parser
-
-
-def run_export(args: argparse.Namespace) -> dict[str, Any]:
-    """Run `turbo-hf export` on parsed arguments; returns what onnx_export.json holds."""
-    return export_onnx(args.model, args.onnx, opset=args.opset, overwrite=args.overwrite)
-
-
 __all__ = [
     "export_onnx",
     "OnnxExportError",
-    "add_export_parser",
-    "run_export",
     "ONNX_FILE",
     "EXPORT_INFO_FILE",
 ]

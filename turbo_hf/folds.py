@@ -7,13 +7,14 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from transformers.utils import logging
 
-from .metrics import METRICS
+from .metrics import METRICS, confusion_report
 from .trainer import TurboTrainingArguments, last_checkpoint
 
 logger = logging.get_logger(__name__)
@@ -62,26 +63,132 @@ def resume_fold(
     return fold_args, None
 
 
+def _mean_std(values: Sequence[float]) -> dict[str, float]:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return {"mean": mean, "std": std}
+
+
+def _percent(stats: Mapping[str, float]) -> str:
+    return f"{100 * stats['mean']:.2f} ± {100 * stats['std']:.2f}"
+
+
 def summarize_folds(
-    fold_metrics: list[dict[str, float]], output_dir: str | os.PathLike, keys: Sequence[str] = ("wa", "ua")
+    fold_metrics: list[dict[str, Any]], output_dir: str | os.PathLike, keys: Sequence[str] = ("wa", "ua")
 ) -> dict:
-    """Mean ± std over folds of each metric; writes summary.json and summary.md in `output_dir`."""
+    """Mean ± std over folds of each metric; writes summary.json and summary.md in `output_dir`.
+
+    Where the folds' test results hold them, the summary adds the confusion matrix summed over folds
+    (in both files, and drawn in confusion_matrix.png beside them when matplotlib is installed) and
+    the breakdown by recording method with the transcripts seen verbatim in training (IEMOCAP).
+    """
     summary: dict[str, Any] = {"num_folds": len(fold_metrics), "folds": fold_metrics}
     rows = []
     for key in keys:
         values = [m[f"test_{key}"] for m in fold_metrics if f"test_{key}" in m]
         if not values:
             continue
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-        summary[key] = {"mean": mean, "std": std}
-        rows.append(f"| {METRICS[key].display_name} | {100 * mean:.2f} ± {100 * std:.2f} | {len(values)} |")
+        summary[key] = _mean_std(values)
+        rows.append(f"| {METRICS[key].display_name} | {_percent(summary[key])} | {len(values)} |")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    sections = ["\n".join(["| metric | mean ± std (%) | folds |", "|---|---|---|", *rows])]
+    sections += _summarize_methods(fold_metrics, summary)
+    sections += _summarize_confusion(fold_metrics, summary, output_dir)
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    table = ["| metric | mean ± std (%) | folds |", "|---|---|---|", *rows]
-    (output_dir / "summary.md").write_text("\n".join(table) + "\n")
+    (output_dir / "summary.md").write_text("\n\n".join(sections) + "\n")
     return summary
+
+
+def _summarize_methods(fold_metrics: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """WA / UA mean ± std per recording method and the verbatim-transcript counts, if the folds have them."""
+    folds = [m for m in fold_metrics if "test_by_method" in m]
+    if not folds:
+        return []
+    methods = list(dict.fromkeys(method for m in folds for method in m["test_by_method"]))
+    by_method = {}
+    lines = [
+        "| test utterances | WA (%) | UA (%) | folds | transcripts seen verbatim in training |",
+        "|---|---|---|---|---|",
+    ]
+    for method in methods:
+        parts = [m["test_by_method"][method] for m in folds if method in m["test_by_method"]]
+        stats = {key: _mean_std([part[key] for part in parts]) for key in ("wa", "ua")}
+        stats["num_examples"] = sum(part["num_examples"] for part in parts)
+        stats["transcripts_in_train"] = sum(part["transcripts_in_train"] for part in parts)
+        by_method[method] = stats
+        seen = f"{stats['transcripts_in_train']} of {stats['num_examples']}"
+        share = stats["transcripts_in_train"] / stats["num_examples"]
+        lines.append(
+            f"| {method} | {_percent(stats['wa'])} | {_percent(stats['ua'])} | {len(parts)} | "
+            f"{seen} ({100 * share:.1f}%) |"
+        )
+    summary["by_method"] = by_method
+    notes = []
+    counts = [m["test_transcripts_in_train"] for m in folds if "test_transcripts_in_train" in m]
+    if counts:
+        total = {
+            "count": sum(c["count"] for c in counts),
+            "num_examples": sum(c["num_examples"] for c in counts),
+            "normalization": counts[0]["normalization"],
+        }
+        summary["transcripts_in_train"] = total
+        notes.append(
+            f"{total['count']} of {total['num_examples']} test transcripts occur verbatim in their fold's "
+            f"training split ({total['normalization']}). A text encoder can score those from memory: "
+            "read the scripted row with that in mind (docs/data.md)."
+        )
+    return ["\n".join(lines), *notes]
+
+
+def _summarize_confusion(
+    fold_metrics: list[dict[str, Any]], summary: dict[str, Any], output_dir: Path
+) -> list[str]:
+    """The test confusion matrix summed over folds: a markdown table, and confusion_matrix.png."""
+    matrices = [m["test_confusion_matrix"] for m in fold_metrics if "test_confusion_matrix" in m]
+    if not matrices:
+        return []
+    names = matrices[0]["class_names"]
+    report = confusion_report(np.sum([m["counts"] for m in matrices], axis=0), names)
+    summary.update(report)
+    counts = np.asarray(report["confusion_matrix"]["counts"])
+    lines = [
+        f"Test confusion matrix summed over {len(matrices)} folds (rows: true class, columns: predicted; "
+        "count and share of the row):",
+        "",
+        "| true \\ predicted | " + " | ".join(names) + " | recall |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for name, row, shares in zip(names, counts, report["confusion_matrix"]["row_normalized"]):
+        cells = [
+            f"{count}" if share is None else f"{count} ({100 * share:.1f}%)"
+            for count, share in zip(row, shares)
+        ]
+        recall = report["per_class_recall"][name]
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {'-' if recall is None else f'{100 * recall:.2f}%'} |"
+        )
+    recalls = [value for value in report["per_class_recall"].values() if value is not None]
+    lines += [
+        "",
+        f"UA of the summed matrix, the mean of these recalls: {100 * sum(recalls) / len(recalls):.2f}% "
+        "(pooled over folds, so not the mean of the folds' UA above).",
+    ]
+    try:
+        from .analysis import plot_confusion_matrix
+
+        plot_confusion_matrix(
+            counts, names, output_dir / "confusion_matrix.png", title=f"summed over {len(matrices)} folds"
+        )
+        lines.append("\n![confusion matrix](confusion_matrix.png)")
+    except ImportError as err:
+        if not (err.name or "").startswith("matplotlib"):
+            raise
+        logger.warning(
+            "matplotlib is not installed (pip install 'turbo_hf[plots]'): confusion_matrix.png is not "
+            "written; summary.md holds the matrix"
+        )
+    return ["\n".join(lines)]
 
 
 __all__ = ["fold_training_args", "resume_fold", "select_folds", "summarize_folds"]

@@ -13,6 +13,7 @@ best-checkpoint choice, the model card and the recipes read it). Four entry poin
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import datasets
@@ -150,16 +151,51 @@ def confusion_matrix(labels: Any, predictions: Any, num_classes: int | None = No
     return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
+def per_class_recall(matrix: Any) -> np.ndarray:
+    """Recall of each class (row) of a confusion matrix `(C, C)`; NaN for a class with no true example."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    support = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(matrix) / support, np.nan)
+
+
 def unweighted_accuracy(labels: Any, predictions: Any, num_classes: int | None = None) -> float:
     """UA: mean per-class recall over the classes present in `labels` (balanced accuracy).
 
     Classes with no example in `labels` are skipped, as their recall is undefined. `num_classes`, when
     given, only checks the ids.
     """
-    matrix = confusion_matrix(labels, predictions, num_classes)
-    support = matrix.sum(axis=1)
-    present = support > 0
-    return float(np.mean(np.diag(matrix)[present] / support[present]))
+    return float(np.nanmean(per_class_recall(confusion_matrix(labels, predictions, num_classes))))
+
+
+def confusion_report(matrix: Any, class_names: Sequence[str]) -> dict[str, Any]:
+    """What a results JSON holds about the errors: the confusion matrix `(C, C)` of counts (row = true
+    class, column = predicted), the same divided by each row's total, and each class's recall.
+
+    Returns `{"confusion_matrix": {"class_names", "counts", "row_normalized"}, "per_class_recall":
+    {name: recall}}` as plain lists and floats. A class with no true example has a row of None and a
+    recall of None; UA is the mean of the other recalls. Matrices of several folds add up: pass their sum.
+    """
+    counts = np.asarray(matrix, dtype=np.int64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] != len(class_names):
+        raise ValueError(
+            f"confusion matrix of shape {counts.shape} does not match the {len(class_names)} class names"
+        )
+    support = counts.sum(axis=1)
+    recall = per_class_recall(counts)
+    normalized = [
+        (row / total).tolist() if total > 0 else [None] * len(row) for row, total in zip(counts, support)
+    ]
+    return {
+        "confusion_matrix": {
+            "class_names": [str(name) for name in class_names],
+            "counts": counts.tolist(),
+            "row_normalized": normalized,
+        },
+        "per_class_recall": {
+            str(name): None if np.isnan(value) else float(value) for name, value in zip(class_names, recall)
+        },
+    }
 
 
 def macro_f1(labels: Any, predictions: Any, num_classes: int | None = None) -> float:
@@ -320,9 +356,11 @@ __all__ = [
     "accuracy",
     "compute_metrics",
     "confusion_matrix",
+    "confusion_report",
     "equal_error_rate",
     "greater_is_better",
     "macro_f1",
+    "per_class_recall",
     "score_probabilities",
     "unweighted_accuracy",
     "weighted_accuracy",

@@ -17,7 +17,7 @@ from transformers.utils import logging
 
 from .audio_encoders import audio_encoder_adapter, build_audio_encoder, load_audio_encoder
 from .configuration_turbo import TWO_VIEW_LOSS_MODES, TurboConfig
-from .losses import info_nce, transcript_rows, turbo_loss_terms
+from .losses import in_modal_loss, info_nce, transcript_rows, turbo_loss_terms
 from .pooling import masked_mean
 from .text_encoders import TextEncoderAdapter, build_text_encoder, load_text_encoder
 
@@ -92,6 +92,11 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         super().__init__(config)
         # Keyword overrides of from_pretrained land on the config after its __post_init__.
         config.apply_to_encoders()
+        if config.class_weights == "balanced":
+            raise ValueError(
+                "TurboConfig.class_weights='balanced' must become numbers before the model is built: pass "
+                "turbo_hf.losses.balanced_class_weights(train_labels, class_names) (the recipes do)"
+            )
         self.audio_model = (
             audio_model if audio_model is not None else build_audio_encoder(config.audio_config)
         )
@@ -232,7 +237,12 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         ce_loss = None
         if labels is not None:
             classified = logits if config.classify_on == "both" else logits[:1]
-            ce_loss = torch.stack([F.cross_entropy(view.float(), labels) for view in classified]).mean()
+            weight = (
+                None if config.class_weights is None else logits[0].new_tensor(config.class_weights).float()
+            )
+            ce_loss = torch.stack(
+                [F.cross_entropy(view.float(), labels, weight=weight) for view in classified]
+            ).mean()
         contrastive = _ContrastiveParts()  # evaluation: CE only
         if self.training:
             contrastive = self._contrastive_parts(audio, text, input_ids, attention_mask)
@@ -267,8 +277,9 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
             terms = turbo_loss_terms(audio[0], text[0], audio[1], text[1], tau, gather, transcripts)
             return _ContrastiveParts(in_modal=terms.in_modal, cross_modal=terms.cross_modal)
         if mode == "in_modal":
-            text_text = info_nce(text[0], text[1], tau, gather, transcripts)
-            return _ContrastiveParts(in_modal=info_nce(audio[0], audio[1], tau, gather) + text_text)
+            return _ContrastiveParts(
+                in_modal=in_modal_loss(audio[0], text[0], audio[1], text[1], tau, gather, transcripts)
+            )
         if mode == "cross":
             return _ContrastiveParts(cross_modal=info_nce(audio[0], text[0], tau, gather, transcripts))
         return _ContrastiveParts()

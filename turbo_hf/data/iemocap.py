@@ -44,6 +44,14 @@ IEMOCAP_FOUR_CLASS_MAP: dict[str, str] = {
 }
 IEMOCAP_FOUR_CLASS_COUNTS = {"neutral": 1708, "happy": 1636, "sad": 1084, "angry": 1103}
 
+# `load_iemocap(method=...)` -> the `method` column's value. Scripted dialogs are read from the same
+# scripts in every session, so a test speaker's scripted lines occur word for word in training.
+IEMOCAP_METHODS = {"improvised": "impro", "scripted": "script"}
+TRANSCRIPT_NORMALIZATION = (
+    "case-folded, bracketed tags such as [LAUGHTER] removed, punctuation other than apostrophes inside "
+    "words dropped, whitespace collapsed; transcripts left empty never count"
+)
+
 # "[6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[2.5000, 2.5000, 2.5000]"
 _LABEL_LINE = re.compile(
     r"^\[\s*(?P<start>\d+(?:\.\d+)?)\s*-\s*(?P<end>\d+(?:\.\d+)?)\s*\]\s+"
@@ -127,6 +135,21 @@ def read_transcriptions(path: str | os.PathLike) -> dict[str, str]:
         if match:
             transcripts[match["id"]] = match["text"].strip()
     return transcripts
+
+
+def normalize_transcript(text: str) -> str:
+    """A transcript as the verbatim-overlap count compares it (`TRANSCRIPT_NORMALIZATION`):
+    "Oh, [LAUGHTER] I can't!" and "oh i can't" are the same line."""
+    text = re.sub(r"\[[^\]]*\]", " ", text).casefold()
+    text = re.sub(r"(?<!\w)'|'(?!\w)|[^\w\s']", " ", text)
+    return " ".join(text.split())
+
+
+def transcripts_seen_in(texts: Sequence[str], reference_texts: Sequence[str]) -> np.ndarray:
+    """Which of `texts` occur verbatim (after `normalize_transcript`) among `reference_texts`, as a
+    boolean array; a transcript that normalises to nothing (a tag, silence) never counts."""
+    reference = {normalize_transcript(text) for text in reference_texts} - {""}
+    return np.array([normalize_transcript(text) in reference for text in texts], dtype=bool)
 
 
 def speaker_of(utterance_id: str) -> tuple[int, str, str]:
@@ -320,6 +343,7 @@ def load_iemocap(
     validation_fraction: float = 0.1,
     seed: int = 42,
     on_missing: str = "error",
+    method: str = "all",
 ) -> DatasetDict:
     """One fold of IEMOCAP as DatasetDict(train, validation, test).
 
@@ -327,18 +351,34 @@ def load_iemocap(
     dialog, method (impro / script), emotion (the release's code), start, end (the label file's
     timestamps), duration (seconds, from the wav header). See `iemocap_fold_indices` for the two
     protocols and `load_iemocap_utterances` for `classes` and `on_missing`.
+
+    `method`: "all" (default, the paper), or only the "improvised" or the "scripted" dialogs. Every
+    session's actors read the same scripts, so scripted test transcripts occur word for word in
+    training (see docs/data.md); "improvised" is the split without that leak.
     """
+    if method != "all" and method not in IEMOCAP_METHODS:
+        raise ValueError(f"method must be one of {['all', *IEMOCAP_METHODS]}, got {method!r}")
     utterances = load_iemocap_utterances(root, classes=classes, on_missing=on_missing)
+    if method != "all":
+        kept = np.flatnonzero(np.asarray(utterances["method"]) == IEMOCAP_METHODS[method])
+        if len(kept) == 0:
+            raise IemocapFormatError(f"{root}: no {method} utterance of the chosen classes")
+        utterances = utterances.select(kept)
+        logger.info(f"IEMOCAP: {len(utterances)} {method} utterances kept (method={method!r})")
     splits = iemocap_fold_indices(utterances, protocol, fold, validation_fraction, seed)
     result = DatasetDict({name: utterances.select(rows) for name, rows in splits.items()})
     logger.info(
-        f"IEMOCAP {protocol} fold {fold}: "
+        f"IEMOCAP {protocol} fold {fold} ({method}): "
         + ", ".join(f"{name} {len(split)}" for name, split in result.items())
     )
     return result
 
 
 __all__ = [
+    "IEMOCAP_METHODS",
+    "TRANSCRIPT_NORMALIZATION",
+    "normalize_transcript",
+    "transcripts_seen_in",
     "IEMOCAP_FOUR_CLASS_COUNTS",
     "IEMOCAP_FOUR_CLASS_MAP",
     "IEMOCAP_NUM_FOLDS",

@@ -17,7 +17,6 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,49 +26,13 @@ from transformers.utils import logging
 
 from ..audio import AudioDecodingError, audio_duration
 from .manifest_files import ManifestError, read_manifest
+from .manifest_options import ManifestOptions
 from .splits import SPLIT_ORDER, normalize_split_name, select_splits, wanted_splits
 
 logger = logging.get_logger(__name__)
 
 _STANDARD_COLUMNS = ("id", "audio", "text", "label", "duration")
 _MAX_REASONS_LOGGED = 5
-_ON_BAD_ROW = ("raise", "skip")
-
-
-@dataclass
-class ManifestOptions:
-    """Which manifest columns hold what, and what a bad row does.
-
-    `load_manifest` takes them, the recipes' `ManifestArguments` extends them and `turbo-hf` makes its
-    flags from them, so each option and its default is written once.
-    """
-
-    audio_column: str = field(
-        default="audio",
-        metadata={"help": "Column of audio paths, relative to the manifest's folder or absolute."},
-    )
-    text_column: str = field(default="text", metadata={"help": "Column of transcripts."})
-    label_column: str | None = field(
-        default="label", metadata={"help": "Column of class names (None: unlabelled, for prediction)."}
-    )
-    split_column: str | None = field(
-        default="split",
-        metadata={"help": "Column of split names: train, validation (or dev / valid / val), test."},
-    )
-    id_column: str | None = field(
-        default="id", metadata={"help": "Column of utterance ids (without it: <manifest stem>:<line>)."}
-    )
-    on_bad_row: str = field(
-        default="raise",
-        metadata={
-            "help": "'raise': stop at the first bad row (missing or unreadable audio, unknown label, ...), "
-            "naming its file line; 'skip': leave bad rows out, counted and logged with their lines."
-        },
-    )
-
-    def __post_init__(self):
-        if self.on_bad_row not in _ON_BAD_ROW:
-            raise ValueError(f"on_bad_row must be 'raise' or 'skip', got {self.on_bad_row!r}")
 
 
 class SkippedRow(NamedTuple):
