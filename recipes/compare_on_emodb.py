@@ -55,7 +55,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--tag", default="default", help="variant name: runs land in <output_dir>/<tag>/")
     parser.add_argument(
-        "--set", nargs="*", default=[], metavar="NAME=VALUE", help="run_dsd.py arguments for this variant"
+        "--set",
+        nargs="*",
+        action="extend",
+        default=[],
+        metavar="NAME=VALUE",
+        help="run_dsd.py arguments for this variant (repeat the flag or list several after it)",
     )
     parser.add_argument("--summary_only", action="store_true", help="train nothing; summarise finished runs")
     return parser.parse_args(argv)
@@ -82,6 +87,21 @@ def write_split_manifest(emodb_dir: Path, output_dir: Path) -> Path:
                 }
             )
     return target
+
+
+def check_variant_settings(variant_dir: Path, assignments: list[str]) -> None:
+    """Pin a variant's `--set` assignments on its first run, so that later runs cannot silently differ."""
+    record = variant_dir / "settings.json"
+    settings = sorted(assignments)
+    if not record.is_file():
+        record.write_text(json.dumps(settings, indent=2) + "\n")
+        return
+    pinned = json.loads(record.read_text())
+    if pinned != settings:
+        raise SystemExit(
+            f"variant {variant_dir.name!r} was run with --set {' '.join(pinned) or '(nothing)'} ({record}); "
+            f"this call has --set {' '.join(settings) or '(nothing)'}: use another --tag"
+        )
 
 
 def train(run_dir: Path, manifest: Path, method: str, seed: int, args) -> None:
@@ -218,6 +238,7 @@ def main(argv=None) -> None:
     variant_dir = output_dir / args.tag
     variant_dir.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
+        check_variant_settings(variant_dir, args.set)
         for method in args.methods:
             for seed in args.seeds:
                 train(variant_dir / f"{method}_seed{seed}", manifest, method, seed, args)

@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "compare_on_emodb.py"
 spec = importlib.util.spec_from_file_location("compare_on_emodb", RECIPE)
@@ -46,3 +47,17 @@ def test_nearest_neighbour_accuracy_tells_clustered_from_mixed_classes():
     assert compare_on_emodb.nearest_neighbour_accuracy(clustered, classes) == 1.0
     shuffled = rng.permutation(classes)  # the same points, labels that the geometry does not follow
     assert compare_on_emodb.nearest_neighbour_accuracy(clustered, shuffled) < 0.6
+
+
+def test_repeated_set_flags_all_reach_the_runs():
+    args = compare_on_emodb.parse_args(
+        ["--set", "feature_norm=batch", "--set", "duplicate_negatives=mask", "temperature=0.1"]
+    )
+    assert args.set == ["feature_norm=batch", "duplicate_negatives=mask", "temperature=0.1"]
+
+
+def test_a_variant_keeps_the_settings_it_was_first_run_with(tmp_path):
+    compare_on_emodb.check_variant_settings(tmp_path, ["feature_norm=batch", "duplicate_negatives=mask"])
+    compare_on_emodb.check_variant_settings(tmp_path, ["duplicate_negatives=mask", "feature_norm=batch"])
+    with pytest.raises(SystemExit, match="feature_norm=batch.*use another --tag"):
+        compare_on_emodb.check_variant_settings(tmp_path, ["duplicate_negatives=mask"])
