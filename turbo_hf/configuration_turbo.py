@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
-from transformers import AutoConfig, PreTrainedConfig
+from transformers import AutoConfig, GenerationConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging
+
+from .field_checks import FieldRule, choice, closest, custom, describe_unknown, flag, integer, number
 
 logger = logging.get_logger(__name__)
 
@@ -65,6 +68,125 @@ _CAUSAL_TEXT_MODEL_TYPES = frozenset(
         "phi3",
     }
 )
+
+
+def _class_weights(value: Any, label: str) -> list[float] | str:
+    """ "balanced", or finite positive numbers (stored as floats); their count is checked against num_labels."""
+    if value == "balanced":
+        return value
+    expected = "None, 'balanced' or a list of finite positive numbers (one per class, in label id order)"
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{label} must be {expected}, got {value!r}")
+    bad = [
+        w
+        for w in value
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (math.isfinite(w) and w > 0)
+    ]
+    if bad:
+        raise ValueError(f"{label} must be {expected}, got {value!r}: {bad} are not")
+    return [float(weight) for weight in value]
+
+
+# -1 means "keep the encoder checkpoint's own setting".
+def _keep_or_probability(optional: bool = False) -> FieldRule:
+    rule = number("in [0, 1)", lambda value: value == -1 or 0.0 <= value < 1.0, optional)
+    keep = "-1 (keep the encoder's own setting) or "
+    return dataclasses.replace(
+        rule, expected=("None, " if optional else "") + keep + rule.expected.removeprefix("None or ")
+    )
+
+
+# What every TurboConfig field accepts (and the PreTrainedConfig fields a Turbo classifier relies on),
+# checked at construction, when the model is built and by save_pretrained; the recipes check their flags
+# with it too (`check_turbo_field`). A new field needs a rule here (tests/test_configuration.py checks).
+TURBO_FIELD_RULES: dict[str, FieldRule] = {
+    "projection_dim": integer(1),
+    "dropout": number("in [0, 1)", lambda value: 0.0 <= value < 1.0),
+    "encoder_dropout": _keep_or_probability(optional=True),
+    "audio_encoder_dropout": _keep_or_probability(optional=True),
+    "text_encoder_dropout": _keep_or_probability(optional=True),
+    "encoder_layerdrop": _keep_or_probability(),
+    "loss_mode": choice(LOSS_MODES),
+    "ce_weight": number("in [0, 1]", lambda value: 0.0 <= value <= 1.0),
+    "temperature": number("> 0", lambda value: value > 0),
+    "text_pooling": choice((None, *TEXT_POOLINGS)),
+    "classify_on": choice(CLASSIFY_ON),
+    "class_weights": custom(
+        "None, 'balanced' or one positive number per class", _class_weights, optional=True
+    ),
+    "audio_window": choice(AUDIO_WINDOWS),
+    "feature_norm": choice(FEATURE_NORMS),
+    "duplicate_negatives": choice(DUPLICATE_NEGATIVES),
+    "gather_across_processes": flag(),
+    "initializer_range": number("> 0", lambda value: value > 0),
+    "num_labels": integer(2, " (a classifier needs two classes or more)"),
+    "problem_type": choice((None, "single_label_classification")),
+    "return_dict": flag(optional=True),
+    "output_hidden_states": flag(optional=True),
+}
+
+
+def check_turbo_field(name: str, value: Any, label: str | None = None) -> Any:
+    """`value` checked against the rule of TurboConfig field `name` (and normalised as the config stores
+    it); the error names `label` (default `TurboConfig.<name>`), the value and what was expected."""
+    if name not in TURBO_FIELD_RULES:
+        raise KeyError(
+            f"{name!r} is not a TurboConfig field with a rule; fields: {sorted(TURBO_FIELD_RULES)}"
+        )
+    return TURBO_FIELD_RULES[name].check(value, label or f"TurboConfig.{name}")
+
+
+# Keys transformers 5.24's PreTrainedConfig takes besides its dataclass fields (configuration_utils.py):
+# read by its __post_init__ (num_labels, torch_dtype, name_or_path, _commit_hash, output_attentions,
+# attn / experts implementation, per_layer_config, the RoPE keys), written by to_dict (model_type,
+# _name_or_path) or set on a config by modeling_utils, quantizers, pipelines and remote code.
+# Its __post_init__ also drops the generation parameters a hub config may carry.
+_PRETRAINED_CONFIG_KEYS = frozenset(
+    {
+        "num_labels",
+        "torch_dtype",
+        "name_or_path",
+        "_name_or_path",
+        "_commit_hash",
+        "output_attentions",
+        "attn_implementation",
+        "experts_implementation",
+        "_attn_implementation_internal",
+        "_experts_implementation_internal",
+        "per_layer_config",
+        "rope_scaling",
+        "rope_theta",
+        "model_type",
+        "auto_map",
+        "custom_pipelines",
+        "quantization_config",
+        "_is_quantized",
+        "fusion_config",
+        "distributed_config",
+        *GenerationConfig._get_default_generation_params(),
+    }
+)
+# Names a misspelt keyword is matched against; overrides of a loaded config closer than this to one of
+# them are taken as misspellings even where the rest of the keywords go on to the model.
+_SUGGESTED_FIELDS = (*TURBO_FIELD_RULES, "id2label", "label2id", "audio_config", "text_config")
+_NEAR_MISS = 0.8
+
+
+def _is_config_key(key: str) -> bool:
+    if key in _TURBO_FIELD_NAMES or key in _PRETRAINED_CONFIG_KEYS:
+        return True
+    attribute = getattr(PreTrainedConfig, key, None)  # num_labels, torch_dtype ...: settable properties
+    return isinstance(attribute, property) and attribute.fset is not None
+
+
+def _unknown_keywords_message(names: list[str]) -> str:
+    hint = (
+        ""
+        if all(closest(name, _SUGGESTED_FIELDS) for name in names)
+        else "; encoder settings belong in audio_config / text_config"
+    )
+    arguments = "argument" if len(names) == 1 else "arguments"
+    return f"TurboConfig got unknown keyword {arguments} {describe_unknown(names, _SUGGESTED_FIELDS)}{hint}"
 
 
 @strict
@@ -179,6 +301,15 @@ class TurboConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
+        # Called with every keyword that is no dataclass field: a misspelt one would otherwise become
+        # an attribute nothing reads, and training would run with the default.
+        unknown = [key for key in kwargs if not _is_config_key(key)]
+        if unknown:
+            raise TypeError(_unknown_keywords_message(unknown))
+        if "num_labels" in kwargs:  # PreTrainedConfig turns it into id2label with range()
+            kwargs["num_labels"] = TURBO_FIELD_RULES["num_labels"].check(
+                kwargs["num_labels"], "TurboConfig.num_labels"
+            )
         super().__post_init__(**kwargs)
         self.apply_to_encoders()
 
@@ -213,68 +344,74 @@ class TurboConfig(PreTrainedConfig):
         return _resolve_encoder_dropout(self.text_encoder_dropout, self.encoder_dropout, self.dropout)
 
     def validate_turbo_fields(self) -> None:
-        """Raise on an out-of-range Turbo field (also run by `save_pretrained`, as a strict validator)."""
-        if self.loss_mode not in LOSS_MODES:
-            raise ValueError(f"TurboConfig.loss_mode must be one of {LOSS_MODES}, got {self.loss_mode!r}")
-        if self.text_pooling is not None and self.text_pooling not in TEXT_POOLINGS:
-            raise ValueError(
-                f"TurboConfig.text_pooling must be one of {TEXT_POOLINGS}, got {self.text_pooling!r}"
-            )
-        if self.classify_on not in CLASSIFY_ON:
-            raise ValueError(
-                f"TurboConfig.classify_on must be one of {CLASSIFY_ON}, got {self.classify_on!r}"
-            )
-        if not 0.0 <= self.ce_weight <= 1.0:
-            raise ValueError(f"TurboConfig.ce_weight (lambda) must be in [0, 1], got {self.ce_weight}")
-        if self.temperature <= 0:
-            raise ValueError(f"TurboConfig.temperature must be positive, got {self.temperature}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"TurboConfig.dropout must be in [0, 1), got {self.dropout}")
-        # Negative values mean "keep the encoder checkpoint's own setting".
-        for name in ("encoder_dropout", "audio_encoder_dropout", "text_encoder_dropout"):
-            value = getattr(self, name)
-            if value is not None and not value < 1.0:
-                raise ValueError(f"TurboConfig.{name} must be below 1, got {value}")
-        if self.audio_window not in AUDIO_WINDOWS:
-            raise ValueError(
-                f"TurboConfig.audio_window must be one of {AUDIO_WINDOWS}, got {self.audio_window!r}"
-            )
-        if self.duplicate_negatives not in DUPLICATE_NEGATIVES:
-            raise ValueError(
-                f"TurboConfig.duplicate_negatives must be one of {DUPLICATE_NEGATIVES}, "
-                f"got {self.duplicate_negatives!r}"
-            )
-        if self.feature_norm not in FEATURE_NORMS:
-            raise ValueError(
-                f"TurboConfig.feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}"
-            )
-        if not self.encoder_layerdrop < 1.0:
-            raise ValueError(f"TurboConfig.encoder_layerdrop must be below 1, got {self.encoder_layerdrop}")
-        if self.projection_dim <= 0:
-            raise ValueError(f"TurboConfig.projection_dim must be positive, got {self.projection_dim}")
-        self._validate_class_weights()
-
-    def _validate_class_weights(self) -> None:
-        """None, "balanced", or one finite positive weight per class (stored as a list of floats)."""
+        """Raise on a field outside its rule (`TURBO_FIELD_RULES`) or on label maps that disagree; store
+        numbers as floats. Also run by `save_pretrained`, as a strict validator."""
+        for name, rule in TURBO_FIELD_RULES.items():
+            value = rule.check(getattr(self, name), f"TurboConfig.{name}")
+            if name != "num_labels" and value is not getattr(self, name):
+                setattr(self, name, value)
+        self._validate_label_maps()
         weights = self.class_weights
-        if weights is None or weights == "balanced":
-            return
-        expected = f"None, 'balanced' or a list of {self.num_labels} positive numbers (one per class)"
-        if not isinstance(weights, (list, tuple)):
-            raise ValueError(f"TurboConfig.class_weights must be {expected}; got {weights!r}")
-        if len(weights) != self.num_labels:
+        if isinstance(weights, list) and len(weights) != self.num_labels:
             raise ValueError(
                 f"TurboConfig.class_weights has {len(weights)} values for num_labels={self.num_labels}; "
-                "give one weight per class, in label id order"
+                f"give one weight per class, in label id order, got {weights!r}"
             )
-        bad = [
-            w
-            for w in weights
-            if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (math.isfinite(w) and w > 0)
-        ]
-        if bad:
-            raise ValueError(f"TurboConfig.class_weights must be finite positive numbers; got {bad}")
-        self.class_weights = [float(weight) for weight in weights]
+
+    def _validate_label_maps(self) -> None:
+        """Class ids 0..n-1 with distinct names (what the classifier's rows and the pipeline's labels are),
+        and a label2id, where there is one, that is their inverse."""
+        id2label, label2id = self.id2label, self.label2id
+        ids = sorted(id2label)
+        if ids != list(range(len(ids))):
+            raise ValueError(
+                f"TurboConfig.id2label must give the classes ids 0..{len(ids) - 1}, got ids {ids}"
+            )
+        if len(set(id2label.values())) != len(id2label):
+            raise ValueError(
+                f"TurboConfig.id2label must name the classes with distinct labels, got {id2label}"
+            )
+        if label2id is not None and {str(k): int(v) for k, v in label2id.items()} != {
+            str(label): index for index, label in id2label.items()
+        }:
+            raise ValueError(
+                f"TurboConfig.label2id must map each label of id2label to its id, got {label2id} "
+                f"for id2label {id2label}"
+            )
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> TurboConfig | tuple[TurboConfig, dict]:
+        """A TurboConfig from a saved dict (`from_pretrained`, `AutoConfig` and the model's loading call this).
+
+        Keys of the saved dict that are no TurboConfig field nor a key transformers' config machinery
+        knows (a config.json written by another version, or edited by hand) do not stop the load: a
+        warning names each, with the closest field, and they are kept on the config as transformers
+        keeps such keys. Keyword overrides are checked like direct arguments: one that names no field
+        raises (with `return_unused_kwargs`, where the rest goes on to the model, one that is a near
+        miss of a Turbo field raises). Overrides are then checked with the other fields.
+        """
+        return_unused_kwargs = kwargs.pop("return_unused_kwargs", False)
+        known = {key: value for key, value in config_dict.items() if _is_config_key(key)}
+        extra = {key: value for key, value in config_dict.items() if key not in known}
+        if extra:
+            logger.warning(
+                f"a saved TurboConfig holds key(s) this version does not know: "
+                f"{describe_unknown(extra, _SUGGESTED_FIELDS)}; they are kept on the config but nothing reads them"
+            )
+        config, unused = super().from_dict(known, return_unused_kwargs=True, **kwargs)
+        for key, value in extra.items():
+            setattr(config, key, value)
+        cutoff = _NEAR_MISS if return_unused_kwargs else 0.0
+        misspelt = [key for key in unused if closest(key, _SUGGESTED_FIELDS, cutoff) is not None]
+        if misspelt:
+            raise TypeError(_unknown_keywords_message(misspelt))
+        config.apply_to_encoders()
+        return (config, unused) if return_unused_kwargs else config
+
+    @classmethod
+    def from_json_file(cls, json_file) -> TurboConfig:
+        """A TurboConfig from a config.json file, read as `from_dict` reads a saved dict."""
+        return cls.from_dict(cls._dict_from_json_file(json_file))
 
     @classmethod
     def from_audio_text_configs(
@@ -282,6 +419,9 @@ class TurboConfig(PreTrainedConfig):
     ) -> TurboConfig:
         """Build a TurboConfig from two encoder configs (copied, so the originals stay unchanged)."""
         return cls(audio_config=audio_config.to_dict(), text_config=text_config.to_dict(), **kwargs)
+
+
+_TURBO_FIELD_NAMES = frozenset(field.name for field in dataclasses.fields(TurboConfig))
 
 
 def _resolve_encoder_dropout(own: float | None, shared: float | None, default: float | None) -> float | None:
@@ -297,6 +437,8 @@ def _set_existing(config: PreTrainedConfig, names: tuple[str, ...], value: float
 
 __all__ = [
     "TurboConfig",
+    "TURBO_FIELD_RULES",
+    "check_turbo_field",
     "LOSS_MODES",
     "TWO_VIEW_LOSS_MODES",
     "TEXT_POOLINGS",

@@ -143,6 +143,12 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
             return {k[len(prefix) :]: kwargs.pop(k) for k in names}
 
         audio_kwargs, text_kwargs = encoder_kwargs("audio_"), encoder_kwargs("text_")
+        unprefixed = sorted(set(kwargs) & set(_HUB_KWARGS))
+        if unprefixed:
+            raise TypeError(
+                f"from_encoders_pretrained got {unprefixed}: arguments for loading an encoder take its prefix "
+                f"({', '.join(f'audio_{name}= / text_{name}=' for name in unprefixed)})"
+            )
         config = TurboConfig(
             audio_config=AutoConfig.from_pretrained(audio_model_name_or_path, **_hub_kwargs(audio_kwargs)),
             text_config=AutoConfig.from_pretrained(text_model_name_or_path, **_hub_kwargs(text_kwargs)),
