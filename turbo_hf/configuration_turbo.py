@@ -13,6 +13,7 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging
 
 from .field_checks import FieldRule, choice, closest, custom, describe_unknown, flag, integer, number
+from .model_folders import check_config_file, local_folder
 
 logger = logging.get_logger(__name__)
 
@@ -378,6 +379,15 @@ class TurboConfig(PreTrainedConfig):
                 f"TurboConfig.label2id must map each label of id2label to its id, got {label2id} "
                 f"for id2label {id2label}"
             )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> TurboConfig:
+        """As `PreTrainedConfig.from_pretrained`; a local folder must exist and hold config.json (without
+        it, transformers would return the default config: a wav2vec2-base / bert-base model)."""
+        folder = local_folder(pretrained_model_name_or_path, kwargs.get("subfolder", ""))
+        if folder is not None and "_configuration_file" not in kwargs and not kwargs.get("gguf_file"):
+            check_config_file(folder)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> TurboConfig | tuple[TurboConfig, dict]:
