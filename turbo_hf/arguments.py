@@ -164,8 +164,8 @@ class IemocapArguments:
     on_missing: str = field(
         default="error",
         metadata={
-            "help": "error | skip labelled utterances whose wav or transcript is missing or whose wav is "
-            "not readable audio (skips are counted by reason and logged)."
+            "help": "error | skip labelled utterances whose wav or transcript is missing, whose wav is "
+            "not readable audio or whose label line does not parse (skips are counted by reason and logged)."
         },
     )
     method: str = field(
