@@ -12,7 +12,7 @@ from conftest import TurboModelTester
 from transformers import AutoConfig
 
 from turbo_hf import TurboConfig, TurboForAudioTextClassification
-from turbo_hf.configuration_turbo import check_turbo_field
+from turbo_hf.configuration_rules import check_turbo_field
 from turbo_hf.testing.tiny_encoders import tiny_audio_config, tiny_text_config
 
 NAN, INF = float("nan"), float("inf")
@@ -129,6 +129,10 @@ def test_from_encoders_pretrained_rejects_a_misspelt_keyword(tmp_path):
         TurboForAudioTextClassification.from_encoders_pretrained(
             str(tmp_path / "audio"), str(tmp_path / "text"), ce_wieght=0.1
         )
+    with pytest.raises(TypeError, match=r"'audio_windw'.*did you mean the TurboConfig field 'audio_window'"):
+        TurboForAudioTextClassification.from_encoders_pretrained(
+            str(tmp_path / "audio"), str(tmp_path / "text"), audio_windw="batch"
+        )
     with pytest.raises(TypeError, match=r"'cache_dir'.*audio_cache_dir"):
         TurboForAudioTextClassification.from_encoders_pretrained(
             str(tmp_path / "audio"), str(tmp_path / "text"), cache_dir="/tmp"
@@ -222,7 +226,7 @@ def test_every_turbo_config_field_has_a_rule():
 
     from transformers import PreTrainedConfig
 
-    from turbo_hf.configuration_turbo import TURBO_FIELD_RULES
+    from turbo_hf.configuration_rules import TURBO_FIELD_RULES
 
     inherited = {f.name for f in dataclasses.fields(PreTrainedConfig)}
     own = (

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, PreTrainedConfig
 
-from .configuration_turbo import TurboConfig, check_turbo_field
+from .configuration_rules import check_turbo_field
+from .configuration_turbo import TurboConfig
 from .data.manifest import ManifestOptions
 
 

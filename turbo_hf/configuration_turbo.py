@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
-from transformers import AutoConfig, GenerationConfig, PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging
 
-from .field_checks import FieldRule, choice, closest, custom, describe_unknown, flag, integer, number
+from .configuration_rules import (
+    AUDIO_WINDOWS,
+    CLASSIFY_ON,
+    DUPLICATE_NEGATIVES,
+    FEATURE_NORMS,
+    LOSS_MODES,
+    NEAR_MISS_CUTOFF,
+    PRETRAINED_CONFIG_KEYS,
+    SUGGESTED_FIELDS,
+    TEXT_POOLINGS,
+    TURBO_FIELD_RULES,
+    check_turbo_field,
+    closest_turbo_field,
+    describe_unknown,
+    unknown_keywords_message,
+)
 from .model_folders import check_config_file, local_folder
 
 logger = logging.get_logger(__name__)
 
-LOSS_MODES = ("turbo", "cross", "vanilla", "in_modal")
 # Modes that encode every training batch twice, with independent dropout masks.
 TWO_VIEW_LOSS_MODES = frozenset({"turbo", "in_modal"})
-TEXT_POOLINGS = ("cls", "mean", "last")
-CLASSIFY_ON = ("first", "both")
-AUDIO_WINDOWS = ("full", "batch")
-FEATURE_NORMS = (None, "batch")
-DUPLICATE_NEGATIVES = ("keep", "mask")
 # audio_window="batch" rounds the batch's longest clip up to a whole number of these log-mel frames:
 # 100 frames are 1 s of Whisper's 10 ms hop and 50 encoder positions (conv2 halves the frames, so the
 # count must be even). Whole seconds keep the number of distinct input shapes at 30 at most (kernel
@@ -71,131 +78,17 @@ _CAUSAL_TEXT_MODEL_TYPES = frozenset(
 )
 
 
-def _class_weights(value: Any, label: str) -> list[float] | str:
-    """ "balanced", or finite positive numbers (stored as floats); their count is checked against num_labels."""
-    if value == "balanced":
-        return value
-    expected = "None, 'balanced' or a list of finite positive numbers (one per class, in label id order)"
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{label} must be {expected}, got {value!r}")
-    bad = [
-        w
-        for w in value
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (math.isfinite(w) and w > 0)
-    ]
-    if bad:
-        raise ValueError(f"{label} must be {expected}, got {value!r}: {bad} are not")
-    return [float(weight) for weight in value]
-
-
-# -1 means "keep the encoder checkpoint's own setting".
-def _keep_or_probability(optional: bool = False) -> FieldRule:
-    rule = number("in [0, 1)", lambda value: value == -1 or 0.0 <= value < 1.0, optional)
-    keep = "-1 (keep the encoder's own setting) or "
-    return dataclasses.replace(
-        rule, expected=("None, " if optional else "") + keep + rule.expected.removeprefix("None or ")
-    )
-
-
-# What every TurboConfig field accepts (and the PreTrainedConfig fields a Turbo classifier relies on),
-# checked at construction, when the model is built and by save_pretrained; the recipes check their flags
-# with it too (`check_turbo_field`). A new field needs a rule here (tests/test_configuration.py checks).
-TURBO_FIELD_RULES: dict[str, FieldRule] = {
-    "projection_dim": integer(1),
-    "dropout": number("in [0, 1)", lambda value: 0.0 <= value < 1.0),
-    "encoder_dropout": _keep_or_probability(optional=True),
-    "audio_encoder_dropout": _keep_or_probability(optional=True),
-    "text_encoder_dropout": _keep_or_probability(optional=True),
-    "encoder_layerdrop": _keep_or_probability(),
-    "loss_mode": choice(LOSS_MODES),
-    "ce_weight": number("in [0, 1]", lambda value: 0.0 <= value <= 1.0),
-    "temperature": number("> 0", lambda value: value > 0),
-    "text_pooling": choice((None, *TEXT_POOLINGS)),
-    "classify_on": choice(CLASSIFY_ON),
-    "class_weights": custom(
-        "None, 'balanced' or one positive number per class", _class_weights, optional=True
-    ),
-    "audio_window": choice(AUDIO_WINDOWS),
-    "feature_norm": choice(FEATURE_NORMS),
-    "duplicate_negatives": choice(DUPLICATE_NEGATIVES),
-    "gather_across_processes": flag(),
-    "initializer_range": number("> 0", lambda value: value > 0),
-    "num_labels": integer(2, " (a classifier needs two classes or more)"),
-    "problem_type": choice((None, "single_label_classification")),
-    "return_dict": flag(optional=True),
-    "output_hidden_states": flag(optional=True),
-}
-
-
-def check_turbo_field(name: str, value: Any, label: str | None = None) -> Any:
-    """`value` checked against the rule of TurboConfig field `name` (and normalised as the config stores
-    it); the error names `label` (default `TurboConfig.<name>`), the value and what was expected."""
-    if name not in TURBO_FIELD_RULES:
-        raise KeyError(
-            f"{name!r} is not a TurboConfig field with a rule; fields: {sorted(TURBO_FIELD_RULES)}"
-        )
-    return TURBO_FIELD_RULES[name].check(value, label or f"TurboConfig.{name}")
-
-
-# Keys transformers 5.24's PreTrainedConfig takes besides its dataclass fields (configuration_utils.py):
-# read by its __post_init__ (num_labels, torch_dtype, name_or_path, _commit_hash, output_attentions,
-# attn / experts implementation, per_layer_config, the RoPE keys), written by to_dict (model_type,
-# _name_or_path) or set on a config by modeling_utils, quantizers, pipelines and remote code.
-# Its __post_init__ also drops the generation parameters a hub config may carry.
-_PRETRAINED_CONFIG_KEYS = frozenset(
-    {
-        "num_labels",
-        "torch_dtype",
-        "name_or_path",
-        "_name_or_path",
-        "_commit_hash",
-        "output_attentions",
-        "attn_implementation",
-        "experts_implementation",
-        "_attn_implementation_internal",
-        "_experts_implementation_internal",
-        "per_layer_config",
-        "rope_scaling",
-        "rope_theta",
-        "model_type",
-        "auto_map",
-        "custom_pipelines",
-        "quantization_config",
-        "_is_quantized",
-        "fusion_config",
-        "distributed_config",
-        *GenerationConfig._get_default_generation_params(),
-    }
-)
-# Names a misspelt keyword is matched against; overrides of a loaded config closer than this to one of
-# them are taken as misspellings even where the rest of the keywords go on to the model.
-_SUGGESTED_FIELDS = (*TURBO_FIELD_RULES, "id2label", "label2id", "audio_config", "text_config")
-_NEAR_MISS = 0.8
-
-
-def _is_config_key(key: str) -> bool:
-    if key in _TURBO_FIELD_NAMES or key in _PRETRAINED_CONFIG_KEYS:
-        return True
-    attribute = getattr(PreTrainedConfig, key, None)  # num_labels, torch_dtype ...: settable properties
-    return isinstance(attribute, property) and attribute.fset is not None
-
-
-def _unknown_keywords_message(names: list[str]) -> str:
-    hint = (
-        ""
-        if all(closest(name, _SUGGESTED_FIELDS) for name in names)
-        else "; encoder settings belong in audio_config / text_config"
-    )
-    arguments = "argument" if len(names) == 1 else "arguments"
-    return f"TurboConfig got unknown keyword {arguments} {describe_unknown(names, _SUGGESTED_FIELDS)}{hint}"
-
-
 @strict
 class TurboConfig(PreTrainedConfig):
     r"""
     Configuration of a [`TurboForAudioTextClassification`]: two encoder configs plus every
     hyper-parameter of Turbo ("Turbo your multi-modal classification with contrastive learning",
     Interspeech 2023).
+
+    Every field is checked (type, finiteness, range or choices: `TURBO_FIELD_RULES`) at construction,
+    when the model is built and by `save_pretrained`, with errors naming the field, the value and what
+    was expected. A keyword that is no field raises TypeError naming the closest field; a saved config
+    holding keys this version does not know loads with a warning naming them.
 
     Args:
         audio_config (`PreTrainedConfig` or `dict`, *optional*):
@@ -306,7 +199,7 @@ class TurboConfig(PreTrainedConfig):
         # an attribute nothing reads, and training would run with the default.
         unknown = [key for key in kwargs if not _is_config_key(key)]
         if unknown:
-            raise TypeError(_unknown_keywords_message(unknown))
+            raise TypeError(unknown_keywords_message(unknown))
         if "num_labels" in kwargs:  # PreTrainedConfig turns it into id2label with range()
             kwargs["num_labels"] = TURBO_FIELD_RULES["num_labels"].check(
                 kwargs["num_labels"], "TurboConfig.num_labels"
@@ -406,15 +299,15 @@ class TurboConfig(PreTrainedConfig):
         if extra:
             logger.warning(
                 f"a saved TurboConfig holds key(s) this version does not know: "
-                f"{describe_unknown(extra, _SUGGESTED_FIELDS)}; they are kept on the config but nothing reads them"
+                f"{describe_unknown(extra, SUGGESTED_FIELDS)}; they are kept on the config but nothing reads them"
             )
         config, unused = super().from_dict(known, return_unused_kwargs=True, **kwargs)
         for key, value in extra.items():
             setattr(config, key, value)
-        cutoff = _NEAR_MISS if return_unused_kwargs else 0.0
-        misspelt = [key for key in unused if closest(key, _SUGGESTED_FIELDS, cutoff) is not None]
+        cutoff = NEAR_MISS_CUTOFF if return_unused_kwargs else 0.0
+        misspelt = [key for key in unused if closest_turbo_field(key, cutoff) is not None]
         if misspelt:
-            raise TypeError(_unknown_keywords_message(misspelt))
+            raise TypeError(unknown_keywords_message(misspelt))
         config.apply_to_encoders()
         return (config, unused) if return_unused_kwargs else config
 
@@ -432,6 +325,13 @@ class TurboConfig(PreTrainedConfig):
 
 
 _TURBO_FIELD_NAMES = frozenset(field.name for field in dataclasses.fields(TurboConfig))
+
+
+def _is_config_key(key: str) -> bool:
+    if key in _TURBO_FIELD_NAMES or key in PRETRAINED_CONFIG_KEYS:
+        return True
+    attribute = getattr(PreTrainedConfig, key, None)  # num_labels, torch_dtype ...: settable properties
+    return isinstance(attribute, property) and attribute.fset is not None
 
 
 def _resolve_encoder_dropout(own: float | None, shared: float | None, default: float | None) -> float | None:

@@ -16,6 +16,7 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.utils import logging
 
 from .audio_encoders import audio_encoder_adapter, build_audio_encoder, load_audio_encoder
+from .configuration_rules import NEAR_MISS_CUTOFF, closest_turbo_field
 from .configuration_turbo import TWO_VIEW_LOSS_MODES, TurboConfig
 from .losses import in_modal_loss, info_nce, transcript_rows, turbo_loss_terms
 from .model_folders import check_model_folder, local_folder
@@ -149,6 +150,14 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         applied to the encoders before their weights are loaded.
         """
         config_fields = {f.name for f in dataclasses.fields(TurboConfig)}
+        for name in kwargs:
+            # audio_windw= would go to the encoder's from_pretrained as windw= and fail there unexplained.
+            match = None if name in config_fields else closest_turbo_field(name, NEAR_MISS_CUTOFF)
+            if match is not None and name.startswith(("audio_", "text_")):
+                raise TypeError(
+                    f"from_encoders_pretrained got {name!r}: did you mean the TurboConfig field {match!r}? "
+                    "(other audio_* / text_* keywords go to that encoder's from_pretrained)"
+                )
 
         def encoder_kwargs(prefix: str) -> dict:
             # `text_pooling` is a TurboConfig field, not a text-encoder argument.
