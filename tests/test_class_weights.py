@@ -46,17 +46,15 @@ def test_class_weights_are_saved_with_the_model(tmp_path):
     "weights, message",
     [
         ([1.0, 2.0], "has 2 values for num_labels=3"),
-        ([1.0, 0.0, 1.0], "finite positive numbers; got \\[0.0\\]"),
+        ([1.0, 0.0, 1.0], "finite positive numbers.*: \\[0.0\\] are not"),
         ([1.0, float("nan"), 1.0], "finite positive numbers"),
         ([1.0, float("inf"), 1.0], "finite positive numbers"),
         ([1.0, "2", 1.0], "finite positive numbers"),
-        ("inverse", "None, 'balanced' or a list of 3 positive numbers"),
+        ("inverse", "must be None, 'balanced' or a list of finite positive numbers"),
     ],
 )
 def test_bad_class_weights_are_errors_naming_the_field(weights, message):
-    with pytest.raises(
-        ValueError, match=f"TurboConfig.class_weights {message}|TurboConfig.class_weights must be {message}"
-    ):
+    with pytest.raises(ValueError, match=f"TurboConfig.class_weights.*{message}"):
         TurboConfig(num_labels=3, class_weights=weights)
 
 

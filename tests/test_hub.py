@@ -122,3 +122,67 @@ def test_push_to_hub_uploads_exactly_the_saved_files(model, tester, tmp_path, mo
         model, tester.processor, tmp_path / "local", eval_results=TEST_METRICS
     )
     assert 'model="me/turbo-ser"' in upload["readme"] and "0.6250" in upload["readme"]
+
+
+def _model_table_rows(card: str) -> list[str]:
+    body = card.split("---\n", 2)[2]
+    table = body.split("## Model\n", 1)[1].split("## Evaluation", 1)[0]
+    return [line for line in table.strip().splitlines()]
+
+
+def test_labels_with_pipes_or_line_breaks_stay_inside_their_table_cell():
+    import re
+
+    labels = ["a|b", "two\nlines", "back`tick", "plain"]
+    tester = TurboModelTester(num_labels=len(labels))
+    model = tester.model()
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {label: index for index, label in enumerate(labels)}
+    model.config.audio_config._name_or_path = "/data/my|encoder"
+    card = build_model_card(model)
+    rows = _model_table_rows(card)
+    assert all(row.startswith("|") and len(re.findall(r"(?<!\\)\|", row)) == 3 for row in rows), rows
+    (labels_row,) = [row for row in rows if row.startswith("| Labels |")]
+    assert r"`a\|b`" in labels_row and r"`two\nlines`" in labels_row and "``back`tick``" in labels_row
+    assert front_matter(card)["labels"] == labels  # the YAML keeps them as they are
+
+
+def test_save_for_hub_refuses_a_folder_holding_files_it_would_not_write(model, tester, tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "pytorch_model.bin").write_bytes(b"old weights")
+    (folder / "notes").mkdir()
+    (folder / "notes" / "todo.txt").write_text("x")
+    with pytest.raises(
+        FileExistsError,
+        match=r"export holds files this save does not write: \['notes/todo.txt', 'pytorch_model.bin'\]",
+    ):
+        save_for_hub(model, tester.processor, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes", "pytorch_model.bin"]  # nothing written
+
+
+def test_save_for_hub_with_overwrite_lists_only_what_it_wrote_and_leaves_other_files(
+    model, tester, tmp_path, caplog
+):
+    import logging
+
+    fresh = save_for_hub(model, tester.processor, tmp_path / "fresh")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "pytorch_model.bin").write_bytes(b"old weights")
+    (folder / "README.md").write_text("an old card")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_warning()
+    try:
+        with caplog.at_level(logging.WARNING):
+            files = save_for_hub(model, tester.processor, folder, overwrite=True)
+    finally:
+        hf_logging.set_verbosity_error()
+    assert files == fresh and "pytorch_model.bin" not in files
+    assert "pytorch_model.bin" in caplog.text and "not part of what push_to_hub uploads" in caplog.text
+    assert (folder / "pytorch_model.bin").read_bytes() == b"old weights"
+    assert (folder / "README.md").read_text() != "an old card"
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+    # Saving again into a folder holding only what an earlier save wrote needs no flag.
+    assert save_for_hub(model, tester.processor, tmp_path / "fresh") == fresh

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections import Counter
 
@@ -354,3 +355,40 @@ def test_the_split_report_breaks_scores_down_by_method_and_counts_script_lines_s
     assert report["transcripts_in_train"]["count"] == 6
     assert report["transcripts_in_train"]["num_examples"] == len(test) == 16
     assert report["transcripts_in_train"]["normalization"] == TRANSCRIPT_NORMALIZATION
+
+
+def _garble_header(root, session: int, utterance: str) -> tuple:
+    """Break the header line of `utterance` in its label file; returns (file, line number, line)."""
+    dialog = utterance.rsplit("_", 1)[0]
+    label_file = root / f"Session{session}" / "dialog" / "EmoEvaluation" / f"{dialog}.txt"
+    lines = label_file.read_text(encoding="utf-8").split("\n")
+    index = next(i for i, line in enumerate(lines) if line.startswith("[") and utterance in line)
+    lines[index] = lines[index].replace(
+        "]", "", 1
+    )  # "[6.2901 - 8.2357 Ses01F_... hap [..." : no closing bracket
+    label_file.write_text("\n".join(lines), encoding="utf-8")
+    return label_file, index + 1, lines[index]
+
+
+def test_a_garbled_utterance_header_is_an_error_naming_file_line_and_text(tmp_path):
+    root = tmp_path / "release"
+    write_iemocap_fixture(root)
+    utterance = f"{dialog_names(1)[0]}_F001"  # hap: kept in the 4-class set
+    label_file, number, line = _garble_header(root, 1, utterance)
+    expected = rf"{re.escape(str(label_file))}, line {number}: an utterance header that does not parse: {re.escape(repr(line))}"
+    with pytest.raises(IemocapFormatError, match=expected):
+        read_emo_evaluation(label_file)
+    with pytest.raises(IemocapFormatError, match=expected + r".*on_missing='skip'"):
+        load_iemocap_utterances(root)
+
+
+def test_a_garbled_utterance_header_is_skipped_counted_and_logged_under_skip(tmp_path, caplog):
+    root = tmp_path / "release"
+    expected = write_iemocap_fixture(root)
+    utterance = f"{dialog_names(1)[0]}_F001"
+    _garble_header(root, 1, utterance)
+    with caplog.at_level("WARNING"):
+        utterances = load_iemocap_utterances(root, on_missing="skip")
+    assert len(utterances) == sum(expected["classes"].values()) - 1 and utterance not in utterances["id"]
+    (warning,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert "1 with a header line that does not parse" in warning and utterance in warning

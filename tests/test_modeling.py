@@ -379,7 +379,10 @@ def test_from_pretrained_overrides_reach_the_encoders_and_are_checked(tmp_path):
     assert loaded.text_model.config.hidden_dropout_prob == 0.0
     with pytest.raises(ValueError, match="loss_mode"):
         TurboForAudioTextClassification.from_pretrained(tmp_path, loss_mode="constrastive")
-    config = TurboConfig.from_pretrained(tmp_path, temperature=-1.0)
+    with pytest.raises(ValueError, match="temperature"):  # refused where it is given
+        TurboConfig.from_pretrained(tmp_path, temperature=-1.0)
+    config = TurboConfig.from_pretrained(tmp_path)
+    config.temperature = -1.0
     # save_pretrained runs the config's strict validators, validate_turbo_fields among them.
     with pytest.raises(StrictDataclassClassValidationError, match="temperature"):
         config.save_pretrained(tmp_path / "bad")

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, PreTrainedConfig
 
+from .configuration_rules import check_turbo_field
 from .configuration_turbo import TurboConfig
 from .data.manifest import ManifestOptions
 
@@ -99,6 +100,16 @@ class ModelArguments:
         default=None, metadata={"help": "Revision of both encoders on the hub."}
     )
 
+    def __post_init__(self):
+        # Checked here, where the flags are parsed, by TurboConfig's own rules: `--temperature nan` is
+        # refused before any encoder is downloaded, with the flag named. (The number of class weights
+        # is checked with the classes, when the model is built.)
+        for name, value in self.turbo_config_kwargs().items():
+            try:
+                check_turbo_field(name, value, label=f"--{name}")
+            except TypeError as err:  # a wrong type is a bad value as far as an argument is concerned
+                raise ValueError(str(err)) from None
+
     def turbo_config_kwargs(self) -> dict[str, Any]:
         """The TurboConfig keyword arguments these arguments hold."""
         values = {name: getattr(self, name) for name in self._config_fields}
@@ -106,7 +117,12 @@ class ModelArguments:
             # A string from the command line ("balanced", "[1, 2.5]"); a json / yaml argument file gives
             # the value itself (a list), which is kept as it is.
             if isinstance(values[name], str):
-                values[name] = yaml.safe_load(values[name])
+                try:
+                    values[name] = yaml.safe_load(values[name])
+                except yaml.YAMLError as err:
+                    raise ValueError(
+                        f"--{name}: {values[name]!r} is not a YAML / JSON value ({err})"
+                    ) from None
         return values
 
 
@@ -149,8 +165,8 @@ class IemocapArguments:
     on_missing: str = field(
         default="error",
         metadata={
-            "help": "error | skip labelled utterances whose wav or transcript is missing or whose wav is "
-            "not readable audio (skips are counted by reason and logged)."
+            "help": "error | skip labelled utterances whose wav or transcript is missing, whose wav is "
+            "not readable audio or whose label line does not parse (skips are counted by reason and logged)."
         },
     )
     method: str = field(

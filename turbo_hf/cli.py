@@ -113,12 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_pipeline(args: argparse.Namespace):
     import transformers
 
+    from .model_folders import check_model_folder
     from .pipeline import TASK, register_pipeline
 
     register_pipeline()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     try:
+        # transformers.pipeline reads config.json before any Turbo code runs: check the folder first.
+        check_model_folder(args.model)
         return transformers.pipeline(TASK, model=args.model, asr_model=args.asr_model, device=args.device)
     except (OSError, ValueError, KeyError) as err:
         raise UserError(f"cannot load model {args.model}: {err}") from err

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-from typing import ClassVar
+import dataclasses
+from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging
 
+from .configuration_rules import (
+    AUDIO_WINDOWS,
+    CLASSIFY_ON,
+    DUPLICATE_NEGATIVES,
+    FEATURE_NORMS,
+    LOSS_MODES,
+    NEAR_MISS_CUTOFF,
+    PRETRAINED_CONFIG_KEYS,
+    SUGGESTED_FIELDS,
+    TEXT_POOLINGS,
+    TURBO_FIELD_RULES,
+    check_turbo_field,
+    closest_turbo_field,
+    describe_unknown,
+    unknown_keywords_message,
+)
+from .model_folders import check_config_file, local_folder
+
 logger = logging.get_logger(__name__)
 
-LOSS_MODES = ("turbo", "cross", "vanilla", "in_modal")
 # Modes that encode every training batch twice, with independent dropout masks.
 TWO_VIEW_LOSS_MODES = frozenset({"turbo", "in_modal"})
-TEXT_POOLINGS = ("cls", "mean", "last")
-CLASSIFY_ON = ("first", "both")
-AUDIO_WINDOWS = ("full", "batch")
-FEATURE_NORMS = (None, "batch")
-DUPLICATE_NEGATIVES = ("keep", "mask")
 # audio_window="batch" rounds the batch's longest clip up to a whole number of these log-mel frames:
 # 100 frames are 1 s of Whisper's 10 ms hop and 50 encoder positions (conv2 halves the frames, so the
 # count must be even). Whole seconds keep the number of distinct input shapes at 30 at most (kernel
@@ -73,6 +84,11 @@ class TurboConfig(PreTrainedConfig):
     Configuration of a [`TurboForAudioTextClassification`]: two encoder configs plus every
     hyper-parameter of Turbo ("Turbo your multi-modal classification with contrastive learning",
     Interspeech 2023).
+
+    Every field is checked (type, finiteness, range or choices: `TURBO_FIELD_RULES`) at construction,
+    when the model is built and by `save_pretrained`, with errors naming the field, the value and what
+    was expected. A keyword that is no field raises TypeError naming the closest field; a saved config
+    holding keys this version does not know loads with a warning naming them.
 
     Args:
         audio_config (`PreTrainedConfig` or `dict`, *optional*):
@@ -179,6 +195,15 @@ class TurboConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
+        # Called with every keyword that is no dataclass field: a misspelt one would otherwise become
+        # an attribute nothing reads, and training would run with the default.
+        unknown = [key for key in kwargs if not _is_config_key(key)]
+        if unknown:
+            raise TypeError(unknown_keywords_message(unknown))
+        if "num_labels" in kwargs:  # PreTrainedConfig turns it into id2label with range()
+            kwargs["num_labels"] = TURBO_FIELD_RULES["num_labels"].check(
+                kwargs["num_labels"], "TurboConfig.num_labels"
+            )
         super().__post_init__(**kwargs)
         self.apply_to_encoders()
 
@@ -213,68 +238,83 @@ class TurboConfig(PreTrainedConfig):
         return _resolve_encoder_dropout(self.text_encoder_dropout, self.encoder_dropout, self.dropout)
 
     def validate_turbo_fields(self) -> None:
-        """Raise on an out-of-range Turbo field (also run by `save_pretrained`, as a strict validator)."""
-        if self.loss_mode not in LOSS_MODES:
-            raise ValueError(f"TurboConfig.loss_mode must be one of {LOSS_MODES}, got {self.loss_mode!r}")
-        if self.text_pooling is not None and self.text_pooling not in TEXT_POOLINGS:
-            raise ValueError(
-                f"TurboConfig.text_pooling must be one of {TEXT_POOLINGS}, got {self.text_pooling!r}"
-            )
-        if self.classify_on not in CLASSIFY_ON:
-            raise ValueError(
-                f"TurboConfig.classify_on must be one of {CLASSIFY_ON}, got {self.classify_on!r}"
-            )
-        if not 0.0 <= self.ce_weight <= 1.0:
-            raise ValueError(f"TurboConfig.ce_weight (lambda) must be in [0, 1], got {self.ce_weight}")
-        if self.temperature <= 0:
-            raise ValueError(f"TurboConfig.temperature must be positive, got {self.temperature}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"TurboConfig.dropout must be in [0, 1), got {self.dropout}")
-        # Negative values mean "keep the encoder checkpoint's own setting".
-        for name in ("encoder_dropout", "audio_encoder_dropout", "text_encoder_dropout"):
-            value = getattr(self, name)
-            if value is not None and not value < 1.0:
-                raise ValueError(f"TurboConfig.{name} must be below 1, got {value}")
-        if self.audio_window not in AUDIO_WINDOWS:
-            raise ValueError(
-                f"TurboConfig.audio_window must be one of {AUDIO_WINDOWS}, got {self.audio_window!r}"
-            )
-        if self.duplicate_negatives not in DUPLICATE_NEGATIVES:
-            raise ValueError(
-                f"TurboConfig.duplicate_negatives must be one of {DUPLICATE_NEGATIVES}, "
-                f"got {self.duplicate_negatives!r}"
-            )
-        if self.feature_norm not in FEATURE_NORMS:
-            raise ValueError(
-                f"TurboConfig.feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}"
-            )
-        if not self.encoder_layerdrop < 1.0:
-            raise ValueError(f"TurboConfig.encoder_layerdrop must be below 1, got {self.encoder_layerdrop}")
-        if self.projection_dim <= 0:
-            raise ValueError(f"TurboConfig.projection_dim must be positive, got {self.projection_dim}")
-        self._validate_class_weights()
-
-    def _validate_class_weights(self) -> None:
-        """None, "balanced", or one finite positive weight per class (stored as a list of floats)."""
+        """Raise on a field outside its rule (`TURBO_FIELD_RULES`) or on label maps that disagree; store
+        numbers as floats. Also run by `save_pretrained`, as a strict validator."""
+        for name, rule in TURBO_FIELD_RULES.items():
+            value = rule.check(getattr(self, name), f"TurboConfig.{name}")
+            if name != "num_labels" and value is not getattr(self, name):
+                setattr(self, name, value)
+        self._validate_label_maps()
         weights = self.class_weights
-        if weights is None or weights == "balanced":
-            return
-        expected = f"None, 'balanced' or a list of {self.num_labels} positive numbers (one per class)"
-        if not isinstance(weights, (list, tuple)):
-            raise ValueError(f"TurboConfig.class_weights must be {expected}; got {weights!r}")
-        if len(weights) != self.num_labels:
+        if isinstance(weights, list) and len(weights) != self.num_labels:
             raise ValueError(
                 f"TurboConfig.class_weights has {len(weights)} values for num_labels={self.num_labels}; "
-                "give one weight per class, in label id order"
+                f"give one weight per class, in label id order, got {weights!r}"
             )
-        bad = [
-            w
-            for w in weights
-            if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (math.isfinite(w) and w > 0)
-        ]
-        if bad:
-            raise ValueError(f"TurboConfig.class_weights must be finite positive numbers; got {bad}")
-        self.class_weights = [float(weight) for weight in weights]
+
+    def _validate_label_maps(self) -> None:
+        """Class ids 0..n-1 with distinct names (what the classifier's rows and the pipeline's labels are),
+        and a label2id, where there is one, that is their inverse."""
+        id2label, label2id = self.id2label, self.label2id
+        ids = sorted(id2label)
+        if ids != list(range(len(ids))):
+            raise ValueError(
+                f"TurboConfig.id2label must give the classes ids 0..{len(ids) - 1}, got ids {ids}"
+            )
+        if len(set(id2label.values())) != len(id2label):
+            raise ValueError(
+                f"TurboConfig.id2label must name the classes with distinct labels, got {id2label}"
+            )
+        if label2id is not None and {str(k): int(v) for k, v in label2id.items()} != {
+            str(label): index for index, label in id2label.items()
+        }:
+            raise ValueError(
+                f"TurboConfig.label2id must map each label of id2label to its id, got {label2id} "
+                f"for id2label {id2label}"
+            )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> TurboConfig:
+        """As `PreTrainedConfig.from_pretrained`; a local folder must exist and hold config.json (without
+        it, transformers would return the default config: a wav2vec2-base / bert-base model)."""
+        folder = local_folder(pretrained_model_name_or_path, kwargs.get("subfolder", ""))
+        if folder is not None and "_configuration_file" not in kwargs and not kwargs.get("gguf_file"):
+            check_config_file(folder)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> TurboConfig | tuple[TurboConfig, dict]:
+        """A TurboConfig from a saved dict (`from_pretrained`, `AutoConfig` and the model's loading call this).
+
+        Keys of the saved dict that are no TurboConfig field nor a key transformers' config machinery
+        knows (a config.json written by another version, or edited by hand) do not stop the load: a
+        warning names each, with the closest field, and they are kept on the config as transformers
+        keeps such keys. Keyword overrides are checked like direct arguments: one that names no field
+        raises (with `return_unused_kwargs`, where the rest goes on to the model, one that is a near
+        miss of a Turbo field raises). Overrides are then checked with the other fields.
+        """
+        return_unused_kwargs = kwargs.pop("return_unused_kwargs", False)
+        known = {key: value for key, value in config_dict.items() if _is_config_key(key)}
+        extra = {key: value for key, value in config_dict.items() if key not in known}
+        if extra:
+            logger.warning(
+                f"a saved TurboConfig holds key(s) this version does not know: "
+                f"{describe_unknown(extra, SUGGESTED_FIELDS)}; they are kept on the config but nothing reads them"
+            )
+        config, unused = super().from_dict(known, return_unused_kwargs=True, **kwargs)
+        for key, value in extra.items():
+            setattr(config, key, value)
+        cutoff = NEAR_MISS_CUTOFF if return_unused_kwargs else 0.0
+        misspelt = [key for key in unused if closest_turbo_field(key, cutoff) is not None]
+        if misspelt:
+            raise TypeError(unknown_keywords_message(misspelt))
+        config.apply_to_encoders()
+        return (config, unused) if return_unused_kwargs else config
+
+    @classmethod
+    def from_json_file(cls, json_file) -> TurboConfig:
+        """A TurboConfig from a config.json file, read as `from_dict` reads a saved dict."""
+        return cls.from_dict(cls._dict_from_json_file(json_file))
 
     @classmethod
     def from_audio_text_configs(
@@ -282,6 +322,16 @@ class TurboConfig(PreTrainedConfig):
     ) -> TurboConfig:
         """Build a TurboConfig from two encoder configs (copied, so the originals stay unchanged)."""
         return cls(audio_config=audio_config.to_dict(), text_config=text_config.to_dict(), **kwargs)
+
+
+_TURBO_FIELD_NAMES = frozenset(field.name for field in dataclasses.fields(TurboConfig))
+
+
+def _is_config_key(key: str) -> bool:
+    if key in _TURBO_FIELD_NAMES or key in PRETRAINED_CONFIG_KEYS:
+        return True
+    attribute = getattr(PreTrainedConfig, key, None)  # num_labels, torch_dtype ...: settable properties
+    return isinstance(attribute, property) and attribute.fset is not None
 
 
 def _resolve_encoder_dropout(own: float | None, shared: float | None, default: float | None) -> float | None:
@@ -297,6 +347,8 @@ def _set_existing(config: PreTrainedConfig, names: tuple[str, ...], value: float
 
 __all__ = [
     "TurboConfig",
+    "TURBO_FIELD_RULES",
+    "check_turbo_field",
     "LOSS_MODES",
     "TWO_VIEW_LOSS_MODES",
     "TEXT_POOLINGS",

@@ -1,7 +1,7 @@
 """Share a trained Turbo model on the Hugging Face Hub: model card, saved folder, upload.
 
 `save_for_hub` writes exactly what `push_to_hub` uploads (weights as safetensors, config, processor,
-README.md), so the folder can be checked before anything leaves the machine.
+README.md) and returns those files, so they can be checked before anything leaves the machine.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from transformers.utils import logging
 
 from .metrics import METRICS, PAPER_CITATION
 from .modeling_turbo import TurboForAudioTextClassification
 from .pipeline import TASK, label_names
 from .processing_turbo import TurboProcessor
+
+logger = logging.get_logger(__name__)
 
 # The Hub's fixed list of pipeline tags has no audio+text classification; audio-classification is the
 # closest one and puts the model where audio classifiers are searched for.
@@ -59,12 +62,24 @@ def _encoder_ids(model: TurboForAudioTextClassification) -> list[str]:
     return [name for name in names if _looks_like_hub_id(name)]
 
 
+def _table_cell(text: str) -> str:
+    """`text` kept inside one Markdown table cell: a `|` would end the cell and a line break the row."""
+    return re.sub(r"\r\n|\r|\n", r"\\n", text).replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    """`text` as inline code, with a fence longer than any run of backticks inside it."""
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _describe_encoder(config) -> str:
     name = config._name_or_path
     if _looks_like_hub_id(name):
         return f"`{config.model_type}` ([{name}](https://huggingface.co/{name}))"
     if name:  # a local folder: named by its last component, without this machine's path
-        return f"`{config.model_type}` (local folder `{Path(name).name}`)"
+        return f"`{config.model_type}` (local folder {_code(Path(name).name)})"
     return f"`{config.model_type}`"
 
 
@@ -131,8 +146,8 @@ def build_model_card(
     body = _CARD_BODY.format(
         model_name=model_name,
         model_ref=repo_id or "path/to/model",
-        audio=_describe_encoder(config.audio_config),
-        text=_describe_encoder(config.text_config),
+        audio=_table_cell(_describe_encoder(config.audio_config)),
+        text=_table_cell(_describe_encoder(config.text_config)),
         loss_mode=config.loss_mode,
         ce_weight=config.ce_weight,
         temperature=config.temperature,
@@ -140,7 +155,7 @@ def build_model_card(
         dropout=config.dropout,
         text_pooling=config.text_pooling,
         classify_on=config.classify_on,
-        labels=", ".join(f"`{label}`" for label in labels),
+        labels=", ".join(_table_cell(_code(label)) for label in labels),
         dataset=f" on `{dataset_name}`" if dataset_name else "",
         results=_results_table(metrics) if metrics else "No evaluation results were given.",
         task=TASK,
@@ -220,18 +235,47 @@ def save_for_hub(
     eval_results: Mapping[str, Any] | None = None,
     dataset_name: str | None = None,
     repo_id: str | None = None,
+    overwrite: bool = False,
 ) -> list[str]:
     """Write the model (safetensors), the processor and README.md into `folder`.
 
-    Returns the paths, relative to `folder` and sorted, of every file there: what `push_to_hub` uploads.
+    Returns the paths, relative to `folder` and sorted, of the files this save wrote: what `push_to_hub`
+    uploads. A folder that already holds other files (an old `pytorch_model.bin`, anything this save
+    does not write) is refused, since they would not be uploaded; `overwrite=True` writes into it
+    anyway, leaves those files untouched and names them in a warning. Files an earlier save wrote are
+    replaced without the flag.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    card = build_model_card(model, eval_results, dataset_name=dataset_name, repo_id=repo_id)
-    (folder / "README.md").write_text(card, encoding="utf-8")
-    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+    # Written aside first: the files of this save are then known exactly, before any is moved in.
+    with tempfile.TemporaryDirectory(prefix=".save_for_hub-", dir=folder) as staging:
+        staging = Path(staging)
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        card = build_model_card(model, eval_results, dataset_name=dataset_name, repo_id=repo_id)
+        (staging / "README.md").write_text(card, encoding="utf-8")
+        written = _files(staging)
+        others = sorted(set(_files(folder, leave_out=staging)) - set(written))
+        if others and not overwrite:
+            raise FileExistsError(
+                f"{folder} holds files this save does not write: {others}; push_to_hub would not upload "
+                "them. Save into an empty folder, or pass overwrite=True to write beside them"
+            )
+        for name in written:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, folder / name)
+    if others:
+        logger.warning(
+            f"{folder} also holds {others}: left as they were, not part of what push_to_hub uploads"
+        )
+    return written
+
+
+def _files(folder: Path, leave_out: Path | None = None) -> list[str]:
+    paths = (path for path in folder.rglob("*") if path.is_file())
+    if leave_out is not None:
+        paths = (path for path in paths if leave_out not in path.parents)
+    return sorted(path.relative_to(folder).as_posix() for path in paths)
 
 
 def push_to_hub(

@@ -16,8 +16,10 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.utils import logging
 
 from .audio_encoders import audio_encoder_adapter, build_audio_encoder, load_audio_encoder
+from .configuration_rules import NEAR_MISS_CUTOFF, closest_turbo_field
 from .configuration_turbo import TWO_VIEW_LOSS_MODES, TurboConfig
 from .losses import in_modal_loss, info_nce, transcript_rows, turbo_loss_terms
+from .model_folders import check_model_folder, local_folder
 from .pooling import masked_mean
 from .text_encoders import TextEncoderAdapter, build_text_encoder, load_text_encoder
 
@@ -62,6 +64,18 @@ class TurboPreTrainedModel(PreTrainedModel):
     # The loss is a per-batch mean (InfoNCE needs the whole batch), not a sum over items: the Trainer
     # must scale it for gradient accumulation and must not pass num_items_in_batch.
     accepts_loss_kwargs = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """As `PreTrainedModel.from_pretrained`, after checking a local folder: that it exists, holds
+        config.json and complete safetensors weights (errors naming the folder or the file)."""
+        if pretrained_model_name_or_path is not None:
+            check_model_folder(
+                pretrained_model_name_or_path,
+                kwargs.get("subfolder", ""),
+                needs_config=kwargs.get("config") is None and not kwargs.get("gguf_file"),
+            )
+        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         # Encoders are PreTrainedModels and initialise themselves; this reaches only the new heads.
@@ -136,6 +150,14 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
         applied to the encoders before their weights are loaded.
         """
         config_fields = {f.name for f in dataclasses.fields(TurboConfig)}
+        for name in kwargs:
+            # audio_windw= would go to the encoder's from_pretrained as windw= and fail there unexplained.
+            match = None if name in config_fields else closest_turbo_field(name, NEAR_MISS_CUTOFF)
+            if match is not None and name.startswith(("audio_", "text_")):
+                raise TypeError(
+                    f"from_encoders_pretrained got {name!r}: did you mean the TurboConfig field {match!r}? "
+                    "(other audio_* / text_* keywords go to that encoder's from_pretrained)"
+                )
 
         def encoder_kwargs(prefix: str) -> dict:
             # `text_pooling` is a TurboConfig field, not a text-encoder argument.
@@ -143,6 +165,14 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
             return {k[len(prefix) :]: kwargs.pop(k) for k in names}
 
         audio_kwargs, text_kwargs = encoder_kwargs("audio_"), encoder_kwargs("text_")
+        local_folder(audio_model_name_or_path, audio_kwargs.get("subfolder", ""), what="audio encoder")
+        local_folder(text_model_name_or_path, text_kwargs.get("subfolder", ""), what="text encoder")
+        unprefixed = sorted(set(kwargs) & set(_HUB_KWARGS))
+        if unprefixed:
+            raise TypeError(
+                f"from_encoders_pretrained got {unprefixed}: arguments for loading an encoder take its prefix "
+                f"({', '.join(f'audio_{name}= / text_{name}=' for name in unprefixed)})"
+            )
         config = TurboConfig(
             audio_config=AutoConfig.from_pretrained(audio_model_name_or_path, **_hub_kwargs(audio_kwargs)),
             text_config=AutoConfig.from_pretrained(text_model_name_or_path, **_hub_kwargs(text_kwargs)),

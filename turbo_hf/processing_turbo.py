@@ -9,6 +9,7 @@ from transformers import AutoFeatureExtractor, AutoTokenizer, BatchFeature, Proc
 
 from .audio import AudioDecodingError, load_audio
 from .configuration_turbo import AUDIO_WINDOW_STEP_FRAMES, AUDIO_WINDOWS
+from .model_folders import check_processor_folder, local_folder
 
 # Whisper-style extractors pad every input to a fixed window (30 s); the others pad to the longest.
 _FIXED_LENGTH_ATTRIBUTE = "n_samples"
@@ -34,6 +35,15 @@ class TurboProcessor(ProcessorMixin):
                 f"TurboProcessor.audio_window must be one of {AUDIO_WINDOWS}, got {audio_window!r}"
             )
         self.audio_window = audio_window
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs) -> TurboProcessor:
+        """As `ProcessorMixin.from_pretrained`, after checking that a local folder exists and holds the
+        processor's files (missing ones are named; transformers would blame sentencepiece)."""
+        folder = local_folder(pretrained_model_name_or_path, kwargs.get("subfolder", ""), what="processor")
+        if folder is not None:
+            check_processor_folder(folder)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
     def from_encoders_pretrained(

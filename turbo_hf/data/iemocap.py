@@ -110,11 +110,21 @@ def read_emo_evaluation(path: str | os.PathLike) -> list[dict]:
 
     Only the first line of each block carries the consensus label; the evaluators' `C-E?:` and
     `A-E?:` lines and the `%` header are skipped. Blocks list all F utterances before the M ones.
+    A line that starts with "[" but does not parse as such a first line is an IemocapFormatError
+    naming the file, the line number and the line: its utterance would otherwise vanish.
     """
-    path = Path(path)
-    utterances = []
-    for line in _read_lines(path):
-        match = _LABEL_LINE.match(line.strip())
+    utterances, garbled = _parse_emo_evaluation(Path(path))
+    if garbled:
+        raise IemocapFormatError(garbled[0])
+    return utterances
+
+
+def _parse_emo_evaluation(path: Path) -> tuple[list[dict], list[str]]:
+    """(the utterances of `path`, a description of each utterance header line that does not parse)."""
+    utterances, garbled = [], []
+    for number, line in enumerate(_read_lines(path), start=1):
+        text = line.strip()
+        match = _LABEL_LINE.match(text)
         if match:
             utterances.append(
                 {
@@ -124,7 +134,13 @@ def read_emo_evaluation(path: str | os.PathLike) -> list[dict]:
                     "end": float(match["end"]),
                 }
             )
-    return utterances
+        elif text.startswith("["):  # only utterance headers start with "[" in these files
+            garbled.append(
+                f"{path}, line {number}: an utterance header that does not parse: {text!r}; expected "
+                "'[start - end]<TAB>utterance id<TAB>emotion<TAB>[v, a, d]' "
+                "as in '[6.2901 - 8.2357]\\tSes01F_impro01_F000\\tneu\\t[2.5000, 2.5000, 2.5000]'"
+            )
+    return utterances, garbled
 
 
 def read_transcriptions(path: str | os.PathLike) -> dict[str, str]:
@@ -220,8 +236,9 @@ def load_iemocap_utterances(
         classes: emotion code -> class name (default: the 4-class map, hap + exc -> happy), or a
             list of codes that each become a class (e.g. `["neu", "ang", "sad", "hap", "fru"]`).
         on_missing: "error" (default) raises on a labelled utterance without a wav file or
-            transcript, or whose wav is not readable audio (not a sound file, empty, 0 frames);
-            "skip" leaves such utterances out, counts them by reason and logs them.
+            transcript, whose wav is not readable audio (not a sound file, empty, 0 frames) or whose
+            header line in the label file does not parse; "skip" leaves such utterances out, counts
+            them by reason and logs them.
     """
     if on_missing not in ("error", "skip"):
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
@@ -243,7 +260,15 @@ def load_iemocap_utterances(
         for label_file in label_files:
             transcript_file = session_dir / "dialog" / "transcriptions" / label_file.name
             transcripts = read_transcriptions(transcript_file) if transcript_file.is_file() else {}
-            for utterance in read_emo_evaluation(label_file):
+            utterances, garbled = _parse_emo_evaluation(label_file)
+            for problem in garbled:
+                if on_missing == "error":
+                    raise IemocapFormatError(
+                        problem + "; pass on_missing='skip' to leave such utterances out"
+                    )
+                skipped.append(problem)
+                skipped_reasons["with a header line that does not parse"] += 1
+            for utterance in utterances:
                 if utterance["emotion"] not in mapping:
                     continue
                 try:
