@@ -7,7 +7,7 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 from transformers import AutoProcessor, set_seed
 
-from turbo_hf import DataCollatorForAudioText, DecodeAndCrop, TurboProcessor
+from turbo_hf import DataCollatorForAudioText, DecodeAndCrop, TurboForAudioTextClassification, TurboProcessor
 from turbo_hf.arguments import DataArguments
 from turbo_hf.audio import AudioDecodingError, crop_waveform, load_audio
 
@@ -271,3 +271,37 @@ def test_integer_pcm_is_scaled_by_the_split_transform_the_collator_and_the_proce
     torch.testing.assert_close(from_pcm["input_values"], from_floats["input_values"], atol=1e-4, rtol=0)
     direct = tester.processor(audio=[pcm], sampling_rate=16000)["input_values"]
     torch.testing.assert_close(direct, from_floats["input_values"], atol=1e-4, rtol=0)
+
+
+# -- the processor: rates, empty inputs, transcripts longer than the text encoder ------------------
+@pytest.mark.parametrize("rate", [0, -8000, float("nan"), 16000.5])
+def test_processor_refuses_an_unusable_sampling_rate_instead_of_assuming_its_own(tester, rate):
+    with pytest.raises(ValueError, match=rf"TurboProcessor's sampling_rate .*got {rate!r}"):
+        tester.processor(audio=[np.zeros(1600, np.float32)], sampling_rate=rate)
+
+
+@pytest.mark.parametrize("empty", ["audio", "text"])
+def test_processor_refuses_an_empty_batch_naming_it(tester, empty):
+    inputs = {"audio": tester.waveforms([0.5]), "text": ["hello"], empty: []}
+    with pytest.raises(ValueError, match=rf"`{empty}` is an empty list"):
+        tester.processor(**inputs, sampling_rate=16000)
+
+
+def test_processor_truncates_transcripts_to_what_the_text_encoder_takes(tmp_path, tester):
+    from turbo_hf.testing.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
+
+    audio_dir, text_dir = save_tiny_audio_encoder(tmp_path / "a"), save_tiny_text_encoder(tmp_path / "t")
+    processor = TurboProcessor.from_encoders_pretrained(str(audio_dir), str(text_dir))
+    model = TurboForAudioTextClassification.from_encoders_pretrained(
+        str(audio_dir), str(text_dir), num_labels=2
+    )
+    positions = model.config.text_config.max_position_embeddings
+    words = " ".join(["hello"] * 1_000)  # the campaign used 10,000; 1,000 already overflow 130 positions
+    inputs = processor(audio=tester.waveforms([0.5]), text=[words], sampling_rate=16000)
+    assert inputs["input_ids"].shape[1] <= positions
+    model.eval()(**inputs)  # no size mismatch in the text encoder's position table
+    assert processor(text=[words], truncation=False)["input_ids"].shape[1] > positions  # the opt-out
+    assert processor(text=[words], max_length=16)["input_ids"].shape[1] == 16
+    # A tokenizer's own limit (as a trained model's processor saves it) is the default too.
+    tester.processor.tokenizer.model_max_length = 32
+    assert tester.processor(text=[words])["input_ids"].shape[1] == 32
