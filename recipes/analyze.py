@@ -92,7 +92,12 @@ def main(argv=None) -> dict:
         model = TurboForAudioTextClassification.from_pretrained(model_dir)
         processor = TurboProcessor.from_pretrained(model_dir)
         model.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        embeddings = embed(model, split, DataCollatorForAudioText(processor), batch_size=args.batch_size)
+        embeddings = embed(
+            model,
+            split,
+            DataCollatorForAudioText(processor, num_labels=model.config.num_labels),
+            batch_size=args.batch_size,
+        )
         method, seed = run_name(model_dir)
         numbers = {
             "model": str(model_dir),

@@ -134,7 +134,9 @@ def evaluate_run(run_dir: Path, test) -> dict:
     from turbo_hf.metrics import confusion_matrix
 
     model = TurboForAudioTextClassification.from_pretrained(run_dir).eval()
-    collator = DataCollatorForAudioText(TurboProcessor.from_pretrained(run_dir))
+    collator = DataCollatorForAudioText(
+        TurboProcessor.from_pretrained(run_dir), num_labels=model.config.num_labels
+    )
     logits, audio, text = [], [], []
     with torch.no_grad():
         for start in range(0, len(test), 16):

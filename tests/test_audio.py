@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
+import torch
 
 from turbo_hf.audio import AudioDecodingError, audio_duration, load_audio
 
@@ -65,3 +67,146 @@ def test_garbage_bytes_are_rejected(tmp_path):
         load_audio(tmp_path / "junk.wav", 16000)
     with pytest.raises(AudioDecodingError, match=r"junk\.wav"):
         audio_duration(tmp_path / "junk.wav")
+
+
+# -- sampling rates: a header or a field that cannot be a recording's rate is refused, naming it --
+def wav_with_header_rate(path, header_rate: int, frames: int = 20000):
+    """A 16-bit wav of `frames` samples whose header claims `header_rate` Hz (a damaged header)."""
+    sf.write(path, np.zeros(frames, np.float32), 16000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[24:28] = header_rate.to_bytes(4, "little")  # fmt chunk: sample rate, then byte rate
+    data[28:32] = (2 * header_rate).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("header_rate", [1, 999, 400_000, 2**31 - 1])
+def test_a_header_that_lies_about_its_rate_is_refused_before_it_is_decoded(tmp_path, header_rate):
+    path = wav_with_header_rate(tmp_path / "liar.wav", header_rate)
+    expected = rf"liar\.wav.* {header_rate} Hz.*1000 to 384000 Hz"
+    with pytest.raises(AudioDecodingError, match=expected):
+        load_audio(path, 16000)
+    with pytest.raises(AudioDecodingError, match=expected):
+        audio_duration(path)
+    with pytest.raises(AudioDecodingError, match=rf"bytes.* {header_rate} Hz"):
+        load_audio(path.read_bytes(), 16000)
+
+
+@pytest.mark.parametrize("rate", [1000, 8000, 384_000])
+def test_rates_at_the_edges_of_the_accepted_range_are_read(tmp_path, rate):
+    sf.write(tmp_path / "edge.wav", np.zeros(rate // 10, np.float32), rate)
+    assert load_audio(tmp_path / "edge.wav", 16000).shape == (1600,)
+    assert audio_duration(tmp_path / "edge.wav") == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("rate", [None, 0, -16000, float("nan"), float("inf"), 16000.5, "16000", True, 500])
+def test_an_audio_dict_or_tuple_with_an_unusable_rate_names_the_field(rate):
+    array = np.zeros(1600, np.float32)
+    with pytest.raises(
+        AudioDecodingError, match=r"'sampling_rate'.*integer number of Hz from 1000 to 384000"
+    ):
+        load_audio({"array": array, "sampling_rate": rate}, 16000)
+    with pytest.raises(AudioDecodingError, match=r"sampling rate of the \(array, sampling_rate\) tuple"):
+        load_audio((array, rate), 16000)
+    with pytest.raises(AudioDecodingError, match=r"sampling rate given with the audio array"):
+        load_audio(array, 16000, source_sampling_rate=rate)
+
+
+def test_an_integral_float_rate_is_a_rate():
+    array = np.zeros(800, np.float32)
+    assert load_audio({"array": array, "sampling_rate": np.float64(8000.0)}, 16000).shape == (1600,)
+    assert load_audio((array, np.int32(8000)), 16000).shape == (1600,)
+
+
+# -- integer PCM arrays are scaled to [-1, 1], as soundfile scales integer files ------------------
+@pytest.mark.parametrize(
+    "dtype, values, expected",
+    [
+        (np.int16, [-32768, 0, 16384, 32767], [-1.0, 0.0, 0.5, 32767 / 32768]),
+        (np.int32, [-(2**31), 0, 2**30], [-1.0, 0.0, 0.5]),
+        (np.int8, [-128, 64], [-1.0, 0.5]),
+        (np.uint8, [0, 128, 192, 255], [-1.0, 0.0, 0.5, 127 / 128]),
+    ],
+)
+def test_integer_pcm_arrays_are_scaled_to_the_unit_range(dtype, values, expected):
+    array = np.array(values * 100, dtype=dtype)
+    for source in ((array, 16000), {"array": array, "sampling_rate": 16000}, torch.from_numpy(array.copy())):
+        if isinstance(source, torch.Tensor) and dtype in (np.uint8, np.int8):
+            source = source.numpy()  # torch has uint8/int8 too; the numpy path is the one under test
+        waveform = load_audio(source, 16000, source_sampling_rate=16000)
+        assert waveform.dtype == np.float32
+        np.testing.assert_allclose(waveform[: len(values)], expected, atol=1e-7)
+
+
+def test_an_int16_file_and_the_same_samples_as_an_int16_array_agree(tmp_path):
+    samples = (np.sin(np.arange(1600) / 5) * 20000).astype(np.int16)
+    sf.write(tmp_path / "pcm.wav", samples, 16000, subtype="PCM_16")
+    np.testing.assert_allclose(load_audio((samples, 16000), 16000), load_audio(tmp_path / "pcm.wav", 16000))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint16, np.bool_, np.complex64])
+def test_arrays_of_an_ambiguous_sample_type_are_refused_naming_it(dtype):
+    with pytest.raises(AudioDecodingError, match=rf"{np.dtype(dtype).name}.*float.*int16"):
+        load_audio((np.zeros(100, dtype=dtype), 16000), 16000)
+
+
+# -- a window (offset, max_duration) is read and resampled alone ---------------------------------
+@pytest.fixture
+def noise_wav(tmp_path):
+    """10 s of noise at 44.1 kHz: any misplaced window shows, and resampling is not a no-op."""
+    path = tmp_path / "noise.wav"
+    sf.write(path, 0.3 * np.random.default_rng(0).standard_normal(441_000), 44100, subtype="FLOAT")
+    return path
+
+
+@pytest.fixture
+def frames_read(monkeypatch):
+    """The frames asked of soundfile and handed to soxr, per call."""
+    counts = {"read": [], "resampled": []}
+    read, resample = sf.SoundFile.read, soxr.resample
+
+    def counting_read(self, frames=-1, *args, **kwargs):
+        data = read(self, frames, *args, **kwargs)
+        counts["read"].append(len(data))
+        return data
+
+    def counting_resample(x, *args, **kwargs):
+        counts["resampled"].append(len(x))
+        return resample(x, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", counting_read)
+    monkeypatch.setattr(soxr, "resample", counting_resample)
+    return counts
+
+
+def test_a_window_is_read_and_resampled_without_the_rest_of_the_file(noise_wav, frames_read):
+    whole = load_audio(noise_wav, 16000)
+    assert frames_read["read"] == [441_000]
+    frames_read["read"].clear(), frames_read["resampled"].clear()
+    window = load_audio(noise_wav, 16000, offset=2.5, max_duration=1.0)
+    assert window.shape == (16000,)
+    # The same samples as cropping after resampling the whole file (soxr's filter sees its context).
+    np.testing.assert_allclose(window, whole[40_000:56_000], atol=1e-5)
+    # About one second of the ten was read and resampled (1 s + the filter's context, < 1.2 s).
+    assert sum(frames_read["read"]) < 1.2 * 44100 and max(frames_read["resampled"]) < 1.2 * 44100
+
+
+def test_a_window_at_the_end_of_the_file_is_its_tail(noise_wav):
+    whole = load_audio(noise_wav, 16000)
+    tail = load_audio(noise_wav, 16000, offset=9.5, max_duration=1.0)
+    np.testing.assert_allclose(tail, whole[152_000:], atol=1e-5)
+    head = load_audio((whole, 16000), 16000, max_duration=0.25)
+    np.testing.assert_array_equal(head, whole[:4000])
+
+
+def test_an_offset_past_the_end_or_a_bad_window_is_refused_naming_the_argument(noise_wav):
+    with pytest.raises(AudioDecodingError, match=r"noise\.wav.*offset 10\.0 s.*10\.0 s long"):
+        load_audio(noise_wav, 16000, offset=10.0)
+    for name, value in (
+        ("offset", -1.0),
+        ("offset", float("nan")),
+        ("max_duration", 0),
+        ("max_duration", -2.0),
+    ):
+        with pytest.raises(ValueError, match=rf"{name}.*got {value!r}"):
+            load_audio(noise_wav, 16000, **{name: value})

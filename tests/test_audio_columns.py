@@ -4,6 +4,7 @@ the pipeline and the recipes; torchcodec decoders and decoding columns get an er
 
 import re
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -127,3 +128,20 @@ def test_the_recipes_refuse_a_decoding_audio_column_before_training_and_name_the
     ):
         train_and_evaluate(model_args, DataArguments(), _args(tmp_path), data)
     assert not (tmp_path / "run").exists()  # nothing was built or trained
+
+
+@pytest.mark.parametrize("rate", [None, 0, -16000, float("nan")])
+def test_the_pipeline_names_an_unusable_sampling_rate_instead_of_assuming_the_models(classifier, rate):
+    array = np.zeros(8000, np.float32)
+    with pytest.raises(AudioDecodingError, match=r"the audio dict's 'sampling_rate' .*got"):
+        classifier({"audio": {"array": array, "sampling_rate": rate}, "text": "hello"})
+    with pytest.raises(AudioDecodingError, match=r"sampling rate given with the audio array .*got"):
+        classifier({"audio": array, "sampling_rate": rate, "text": "hello"})
+
+
+def test_the_pipeline_scales_int16_audio_as_its_float_samples(classifier):
+    floats = (0.5 * np.sin(np.arange(8000) / 7)).astype(np.float32)
+    pcm = np.round(floats * 32768).astype(np.int16)
+    for audio in ((pcm, 16000), {"array": pcm, "sampling_rate": 16000}):
+        waveform = classifier.preprocess({"audio": audio, "text": "hello"})["waveform"][0].numpy()
+        np.testing.assert_allclose(waveform, floats, atol=1e-4)

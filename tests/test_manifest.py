@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 from conftest import TurboModelTester
 from datasets import ClassLabel, Dataset, DatasetDict
+from test_audio import wav_with_header_rate
 
 from turbo_hf import DataCollatorForAudioText
 from turbo_hf.data.manifest import ManifestError, load_manifest
@@ -178,6 +179,8 @@ def test_missing_column_lists_columns_found_and_is_never_skipped(tmp_path, clips
         (["nowhere.wav", "t", "a"], "audio file not found: .*nowhere.wav"),
         (["empty.wav", "t", "a"], "empty.wav is empty \\(0 frames\\)"),
         (["garbage.wav", "t", "a"], "unreadable audio header.*garbage.wav"),
+        # 20,000 samples whose header says 1 Hz: not a 5.5-hour file, a damaged header.
+        (["liar.wav", "t", "a"], r"liar\.wav: its header gives a sampling rate of 1 Hz.*1000 to 384000 Hz"),
         (["clips/0.wav", "t", "c"], r"label 'c' is not one of the labels \['a', 'b'\]"),
         (["clips/0.wav", "t"], r"expected 3 fields \(audio, text, label\), found 2"),
     ],
@@ -185,6 +188,7 @@ def test_missing_column_lists_columns_found_and_is_never_skipped(tmp_path, clips
 def test_bad_csv_row_names_file_and_line(tmp_path, clips, bad_row, message):
     sf.write(tmp_path / "empty.wav", [], 16000)
     (tmp_path / "garbage.wav").write_bytes(b"not a wav file at all" * 10)
+    wav_with_header_rate(tmp_path / "liar.wav", header_rate=1)
     rows = [
         ["clips/0.wav", "t", "a"],
         ["clips/1.wav", 'multi\nline "quoted"', "b"],
@@ -321,6 +325,7 @@ def test_a_mixed_label_on_a_skipped_bad_row_does_not_count(tmp_path, clips):
 def _manifest_with_broken_train_rows(tmp_path):
     """Lines 2-3 are train rows whose audio is missing / not audio; lines 4-6 are dev, test, test."""
     (tmp_path / "garbage.wav").write_bytes(b"not a wav file at all" * 10)
+    wav_with_header_rate(tmp_path / "liar.wav", header_rate=1)
     rows = [
         ["gone.wav", "t", "no", "train"],
         ["garbage.wav", "t", "maybe", "TRAIN"],

@@ -7,8 +7,9 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 from transformers import AutoProcessor, set_seed
 
-from turbo_hf import DataCollatorForAudioText, DecodeAndCrop, TurboProcessor
-from turbo_hf.audio import AudioDecodingError
+from turbo_hf import DataCollatorForAudioText, DecodeAndCrop, TurboForAudioTextClassification, TurboProcessor
+from turbo_hf.arguments import DataArguments
+from turbo_hf.audio import AudioDecodingError, crop_waveform, load_audio
 
 
 def test_processor_returns_the_model_inputs_with_an_audio_mask(tester):
@@ -186,3 +187,121 @@ def test_collator_refuses_utterances_under_the_encoders_receptive_field(write_wa
     ):
         collator([long_enough, {**click, "text": "b", "label": 1}])
     assert collator([long_enough])["input_values"].shape[0] == 1
+
+
+# -- crops are read before resampling; limits and labels are checked where they are given ---------
+def test_training_crops_read_only_their_window_and_are_the_crops_of_the_whole_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "long.wav")
+    sf.write(path, 0.3 * np.random.default_rng(1).standard_normal(30 * 44100), 44100, subtype="FLOAT")
+    transform = DecodeAndCrop(16000, max_duration=0.5, random_crop=True)
+    read, frames_read = sf.SoundFile.read, []
+
+    def counting_read(self, frames=-1, *args, **kwargs):
+        data = read(self, frames, *args, **kwargs)
+        frames_read.append(len(data))
+        return data
+
+    monkeypatch.setattr(sf.SoundFile, "read", counting_read)
+    torch.manual_seed(3)
+    crops = [transform({"audio": [path]})["audio"][0] for _ in range(3)]
+    # Half a second (+ the resampler's context) of the 30 s file per crop.
+    assert len(frames_read) == 3 and max(frames_read) < 0.6 * 44100
+    # The same windows, drawn from the same RNG, as cropping the whole decoded file.
+    whole = load_audio(path, 16000)
+    torch.manual_seed(3)
+    expected = [crop_waveform(whole, 8000, random=True) for _ in range(3)]
+    for crop, reference in zip(crops, expected):
+        assert crop.shape == (8000,)
+        np.testing.assert_allclose(crop, reference, atol=1e-5)
+    centre = DecodeAndCrop(16000, max_duration=0.5)({"audio": [path]})["audio"][0]
+    np.testing.assert_allclose(centre, crop_waveform(whole, 8000, random=False), atol=1e-5)
+
+
+@pytest.mark.parametrize("max_duration", [0, -1.0, float("nan"), float("inf"), "2", 1e-6])
+def test_a_max_duration_that_keeps_nothing_is_refused_where_it_is_given(max_duration):
+    with pytest.raises(ValueError, match=r"max_duration"):
+        DecodeAndCrop(16000, max_duration=max_duration)
+    if max_duration != 1e-6:  # the arguments know no rate; a microsecond is a duration there
+        with pytest.raises(ValueError, match=r"max_duration"):
+            DataArguments(max_duration=max_duration)
+        with pytest.raises(ValueError, match=r"eval_max_duration"):
+            DataArguments(eval_max_duration=max_duration)
+    with pytest.raises(ValueError, match=r"DecodeAndCrop\.sampling_rate"):
+        DecodeAndCrop(0, max_duration=1.0)
+
+
+@pytest.mark.parametrize(
+    "label, expected",
+    [
+        (3, r"'label' 3 .* 0\.\.2 \(num_labels=3\)"),
+        (-1, r"'label' -1 .*\(-1 is how datasets marks a missing"),
+    ],
+)
+def test_a_label_outside_the_models_classes_names_the_example_and_the_range(
+    write_wav, tester, label, expected
+):
+    path = str(write_wav("l.wav"))
+    collator = DataCollatorForAudioText(tester.processor, num_labels=3)
+    examples = [
+        {"id": "ok", "audio": path, "text": "a", "label": 2},
+        {"id": "u7", "audio": path, "text": "b"},
+    ]
+    examples[1]["label"] = label
+    with pytest.raises(ValueError, match=rf"example u7: {expected}"):
+        collator(examples)
+    if label < 0:  # negative labels are never classes, whatever the collator knows
+        with pytest.raises(ValueError, match="example u7"):
+            DataCollatorForAudioText(tester.processor)(examples)
+    with pytest.raises(ValueError, match="num_labels"):
+        DataCollatorForAudioText(tester.processor, num_labels=0)
+
+
+def test_integer_pcm_is_scaled_by_the_split_transform_the_collator_and_the_processor(tester):
+    floats = (0.5 * np.sin(np.arange(8000) / 7)).astype(np.float32)
+    pcm = np.round(floats * 32768).astype(np.int16)
+    row = {"audio": [{"array": pcm, "sampling_rate": 16000}]}
+    np.testing.assert_allclose(DecodeAndCrop(16000)(row)["audio"][0], floats, atol=1e-4)
+    tester.processor.feature_extractor.do_normalize = False  # show the samples as they arrive
+    from_floats, from_pcm = (
+        DataCollatorForAudioText(tester.processor)(
+            [{"audio": {"array": a, "sampling_rate": 16000}, "text": "x"}]
+        )
+        for a in (floats, pcm)
+    )
+    torch.testing.assert_close(from_pcm["input_values"], from_floats["input_values"], atol=1e-4, rtol=0)
+    direct = tester.processor(audio=[pcm], sampling_rate=16000)["input_values"]
+    torch.testing.assert_close(direct, from_floats["input_values"], atol=1e-4, rtol=0)
+
+
+# -- the processor: rates, empty inputs, transcripts longer than the text encoder ------------------
+@pytest.mark.parametrize("rate", [0, -8000, float("nan"), 16000.5])
+def test_processor_refuses_an_unusable_sampling_rate_instead_of_assuming_its_own(tester, rate):
+    with pytest.raises(ValueError, match=rf"TurboProcessor's sampling_rate .*got {rate!r}"):
+        tester.processor(audio=[np.zeros(1600, np.float32)], sampling_rate=rate)
+
+
+@pytest.mark.parametrize("empty", ["audio", "text"])
+def test_processor_refuses_an_empty_batch_naming_it(tester, empty):
+    inputs = {"audio": tester.waveforms([0.5]), "text": ["hello"], empty: []}
+    with pytest.raises(ValueError, match=rf"`{empty}` is an empty list"):
+        tester.processor(**inputs, sampling_rate=16000)
+
+
+def test_processor_truncates_transcripts_to_what_the_text_encoder_takes(tmp_path, tester):
+    from turbo_hf.testing.tiny_encoders import save_tiny_audio_encoder, save_tiny_text_encoder
+
+    audio_dir, text_dir = save_tiny_audio_encoder(tmp_path / "a"), save_tiny_text_encoder(tmp_path / "t")
+    processor = TurboProcessor.from_encoders_pretrained(str(audio_dir), str(text_dir))
+    model = TurboForAudioTextClassification.from_encoders_pretrained(
+        str(audio_dir), str(text_dir), num_labels=2
+    )
+    positions = model.config.text_config.max_position_embeddings
+    words = " ".join(["hello"] * 1_000)  # the campaign used 10,000; 1,000 already overflow 130 positions
+    inputs = processor(audio=tester.waveforms([0.5]), text=[words], sampling_rate=16000)
+    assert inputs["input_ids"].shape[1] <= positions
+    model.eval()(**inputs)  # no size mismatch in the text encoder's position table
+    assert processor(text=[words], truncation=False)["input_ids"].shape[1] > positions  # the opt-out
+    assert processor(text=[words], max_length=16)["input_ids"].shape[1] == 16
+    # A tokenizer's own limit (as a trained model's processor saves it) is the default too.
+    tester.processor.tokenizer.model_max_length = 32
+    assert tester.processor(text=[words])["input_ids"].shape[1] == 32

@@ -109,7 +109,8 @@ def _default_collator(model: torch.nn.Module):
     source = getattr(model, "name_or_path", None)
     if not source:
         raise ValueError("embed() needs a collator for a model that was not loaded with from_pretrained")
-    return DataCollatorForAudioText(TurboProcessor.from_pretrained(source))
+    num_labels = getattr(getattr(model, "config", None), "num_labels", None)
+    return DataCollatorForAudioText(TurboProcessor.from_pretrained(source), num_labels=num_labels)
 
 
 def embed(

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, PreTrainedConfig
 
+from .audio import check_max_duration
 from .configuration_rules import check_turbo_field
 from .configuration_turbo import TurboConfig
 from .data.manifest import ManifestOptions
@@ -147,6 +148,10 @@ class DataArguments:
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Truncate validation and test sets (debugging)."}
     )
+
+    def __post_init__(self):
+        for name in ("max_duration", "eval_max_duration"):
+            setattr(self, name, check_max_duration(getattr(self, name), f"--{name}"))
 
 
 @dataclass

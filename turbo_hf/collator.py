@@ -6,20 +6,32 @@ so the Trainer needs one collator and nothing is swapped between them."""
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from .audio import AudioDecodingError, check_long_enough, crop_waveform, load_audio, undecoded_audio_fix
+from .audio import (
+    AudioDecodingError,
+    audio_length,
+    check_long_enough,
+    check_max_duration,
+    check_sampling_rate,
+    crop_start,
+    load_audio,
+    undecoded_audio_fix,
+)
 from .processing_turbo import TurboProcessor
 
 
-def _decode(audio: Any, sampling_rate: int, name: str) -> np.ndarray:
+@contextmanager
+def _naming(name: str) -> Iterator[None]:
+    """Audio errors raised inside say which example they are about."""
     try:
-        return load_audio(audio, sampling_rate)
+        yield
     except AudioDecodingError as err:
         raise AudioDecodingError(f"example {name}: {err}") from err
 
@@ -46,8 +58,11 @@ class DecodeAndCrop:
     With `random_crop` (training) the window is drawn anew each time a row is read, from torch's RNG:
     new every epoch and reproducible from the seed (`transformers.set_seed`, and the DataLoader's
     per-worker seeds). Without it (evaluation) the centre is kept; `max_duration=None` keeps the
-    whole utterance. Rows stay undecoded in the dataset, so thousands of utterances cost no memory.
+    whole utterance. The window is chosen from the file header's length and only its frames are read
+    and resampled (`load_audio(..., offset=, max_duration=)`), so a long file costs `max_duration`
+    seconds of memory. Rows stay undecoded in the dataset, so thousands of utterances cost no memory.
     The audio column holds paths or `datasets.Audio(decode=False)` dicts (`check_audio_column`).
+    `max_duration` must be None or a positive number of seconds (ValueError at construction).
     """
 
     sampling_rate: int
@@ -55,14 +70,29 @@ class DecodeAndCrop:
     random_crop: bool = False
     audio_column: str = "audio"
 
+    def __post_init__(self):
+        self.sampling_rate = check_sampling_rate(self.sampling_rate, "DecodeAndCrop.sampling_rate")
+        self.max_duration = check_max_duration(
+            self.max_duration, "DecodeAndCrop.max_duration", self.sampling_rate
+        )
+
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         limit = None if self.max_duration is None else int(round(self.max_duration * self.sampling_rate))
         names = batch.get("id") or [f"#{index}" for index in range(len(batch[self.audio_column]))]
         batch[self.audio_column] = [
-            crop_waveform(_decode(audio, self.sampling_rate, name), limit, random=self.random_crop)
-            for audio, name in zip(batch[self.audio_column], names)
+            self._decode_and_crop(audio, limit, name) for audio, name in zip(batch[self.audio_column], names)
         ]
         return batch
+
+    def _decode_and_crop(self, audio: Any, limit: int | None, name: str) -> np.ndarray:
+        # Crop before resampling: the start is drawn (crop_start, as crop_waveform draws it) from the
+        # length the header gives, and only that window is read and resampled.
+        rate = self.sampling_rate
+        with _naming(name):
+            if limit is None:
+                return load_audio(audio, rate)
+            start = crop_start(audio_length(audio, rate), limit, random=self.random_crop)
+            return load_audio(audio, rate, offset=start / rate, max_duration=self.max_duration)
 
 
 @dataclass
@@ -75,10 +105,14 @@ class DataCollatorForAudioText:
 
     Args:
         processor: the model's TurboProcessor.
-        max_text_length: transcripts are truncated to this many tokens.
+        max_text_length: transcripts are truncated to this many tokens (None: to the tokenizer's
+            `model_max_length`, see `TurboProcessor`).
         min_samples: fewest samples an utterance may have (the model's `receptive_field_samples`);
             a shorter one is an error naming the example.
         audio_column, text_column, label_column: field names in the examples.
+        num_labels: the model's number of classes (`model.config.num_labels`): a label outside
+            0..num_labels-1 is an error naming the example, before the loss sees it. Negative labels
+            (datasets' -1 for a missing ClassLabel value) are refused even without it.
     """
 
     processor: TurboProcessor
@@ -87,6 +121,16 @@ class DataCollatorForAudioText:
     audio_column: str = "audio"
     text_column: str = "text"
     label_column: str = "label"
+    num_labels: int | None = None
+
+    def __post_init__(self):
+        valid = (
+            isinstance(self.num_labels, int) and not isinstance(self.num_labels, bool) and self.num_labels > 0
+        )
+        if self.num_labels is not None and not valid:
+            raise ValueError(
+                f"DataCollatorForAudioText.num_labels must be None or a positive integer; got {self.num_labels!r}"
+            )
 
     def _field(self, example: Mapping[str, Any], name: str, position: int) -> Any:
         if name not in example:
@@ -97,11 +141,9 @@ class DataCollatorForAudioText:
         audio = self._field(example, self.audio_column, position)
         name = example.get("id", f"#{position} of the batch")
         rate = self.processor.sampling_rate
-        waveform = audio if isinstance(audio, np.ndarray) else _decode(audio, rate, name)
-        try:
+        with _naming(name):
+            waveform = audio if isinstance(audio, np.ndarray) else load_audio(audio, rate)
             check_long_enough(waveform, self.min_samples, rate)
-        except AudioDecodingError as err:
-            raise AudioDecodingError(f"example {name}: {err}") from err
         return waveform
 
     def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
@@ -135,8 +177,25 @@ class DataCollatorForAudioText:
                 f"{self.label_column!r} must hold class indices (integers); got {wrong[:3]!r}. "
                 "Encode string labels first, e.g. with datasets.ClassLabel"
             )
-        batch["labels"] = torch.tensor([int(label) for label in labels], dtype=torch.long)
+        labels = [int(label) for label in labels]
+        self._check_label_range(examples, labels)
+        batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch
+
+    def _check_label_range(self, examples: Sequence[Mapping[str, Any]], labels: list[int]) -> None:
+        top = self.num_labels
+        outside = [i for i, label in enumerate(labels) if label < 0 or (top is not None and label >= top)]
+        if not outside:
+            return
+        position, label = outside[0], labels[outside[0]]
+        name = examples[position].get("id", f"#{position} of the batch")
+        valid = f"0..{top - 1} (num_labels={top})" if top is not None else "indices >= 0"
+        missing = " (-1 is how datasets marks a missing ClassLabel value)" if label == -1 else ""
+        more = f"; {len(outside) - 1} more in this batch" if len(outside) > 1 else ""
+        raise ValueError(
+            f"example {name}: {self.label_column!r} {label} is not one of the model's classes, "
+            f"{valid}{missing}{more}"
+        )
 
 
 __all__ = ["DataCollatorForAudioText", "DecodeAndCrop", "check_audio_column"]

@@ -136,7 +136,10 @@ def train_and_evaluate(
         train_dataset=train,
         eval_dataset=validation,
         data_collator=DataCollatorForAudioText(
-            processor, max_text_length=data_args.max_text_length, min_samples=model.receptive_field_samples
+            processor,
+            max_text_length=data_args.max_text_length,
+            min_samples=model.receptive_field_samples,
+            num_labels=model.config.num_labels,
         ),
         processing_class=processor,
         compute_metrics=compute_metrics,

@@ -25,13 +25,9 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .audio import AudioDecodingError, check_long_enough, load_audio, resample
 from .modeling_turbo import TurboForAudioTextClassification
-from .processing_turbo import TurboProcessor
+from .processing_turbo import TurboProcessor, text_length_limit
 
 TASK = "audio-text-classification"
-# Tokenizers without a length limit report a huge `model_max_length` (int(1e30)).
-_NO_LIMIT = 1_000_000
-# RoBERTa-style position tables start at pad_token_id + 1 = 2, so they hold two positions fewer than their size.
-_POSITION_OFFSET = 2
 
 _INPUT_FORM = (
     "an audio-text-classification input is a dict {'audio': ..., 'text': str}; 'audio' is a file path, "
@@ -88,7 +84,9 @@ class AudioTextClassificationPipeline(Pipeline):
         self.processor.check_model_config(self.model.config)
         self.model.eval()
         self.asr = self._build_asr(asr_model)
-        self.max_text_length = max_text_length or _text_length_limit(self.tokenizer, self.model.config)
+        self.max_text_length = max_text_length or text_length_limit(
+            self.tokenizer, self.model.config.text_config
+        )
 
     def _build_asr(self, asr_model: Any) -> Pipeline | None:
         if asr_model is None or isinstance(asr_model, Pipeline):
@@ -147,7 +145,8 @@ class AudioTextClassificationPipeline(Pipeline):
             )
         if text is not None and not isinstance(text, str):
             raise ValueError(f"'text' must be a string; got {type(text).__name__}")
-        source_rate = inputs.get("sampling_rate") or self.sampling_rate
+        # Only an absent key means the model's rate: 0 or None is a mistake load_audio names.
+        source_rate = inputs.get("sampling_rate", self.sampling_rate)
         try:
             waveform = load_audio(inputs["audio"], self.sampling_rate, source_rate)
             check_long_enough(waveform, self.model.min_audio_samples, self.sampling_rate)
@@ -200,18 +199,6 @@ class AudioTextClassificationPipeline(Pipeline):
 def label_names(config: PreTrainedConfig) -> list[str]:
     """A classifier's class names in id order, from its config's `id2label`."""
     return [str(config.id2label[index]) for index in range(config.num_labels)]
-
-
-def _text_length_limit(tokenizer, config) -> int | None:
-    """Longest transcript the text encoder takes: the tokenizer's limit and the position table's, if known."""
-    limits = [tokenizer.model_max_length] if tokenizer.model_max_length < _NO_LIMIT else []
-    text_config = config.text_config
-    positions = getattr(text_config, "max_position_embeddings", None) or getattr(
-        text_config, "n_positions", None
-    )
-    if positions:
-        limits.append(positions - _POSITION_OFFSET)
-    return min(limits) if limits else None
 
 
 def register_pipeline() -> None:

@@ -5,14 +5,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from transformers import AutoFeatureExtractor, AutoTokenizer, BatchFeature, ProcessorMixin
+from transformers import AutoConfig, AutoFeatureExtractor, AutoTokenizer, BatchFeature, ProcessorMixin
 
-from .audio import AudioDecodingError, load_audio
+from .audio import AudioDecodingError, check_sampling_rate, load_audio
 from .configuration_turbo import AUDIO_WINDOW_STEP_FRAMES, AUDIO_WINDOWS
 from .model_folders import check_processor_folder, local_folder
 
 # Whisper-style extractors pad every input to a fixed window (30 s); the others pad to the longest.
 _FIXED_LENGTH_ATTRIBUTE = "n_samples"
+# Tokenizers without a length limit report a huge `model_max_length` (int(1e30)).
+_NO_LIMIT = 1_000_000
+# RoBERTa-style position tables start at pad_token_id + 1 = 2, so they hold two positions fewer than their size.
+_POSITION_OFFSET = 2
+
+
+def text_length_limit(tokenizer, text_config=None) -> int | None:
+    """Longest transcript the text encoder takes: the tokenizer's limit and, given the text encoder's
+    config, its position table's; None when neither is known."""
+    limits = [tokenizer.model_max_length] if tokenizer.model_max_length < _NO_LIMIT else []
+    positions = getattr(text_config, "max_position_embeddings", None) or getattr(
+        text_config, "n_positions", None
+    )
+    if positions:
+        limits.append(positions - _POSITION_OFFSET)
+    return min(limits) if limits else None
 
 
 class TurboProcessor(ProcessorMixin):
@@ -60,6 +76,11 @@ class TurboProcessor(ProcessorMixin):
         if tokenizer.pad_token is None:
             # GPT-2 and other decoder-only tokenizers ship without a padding token.
             tokenizer.pad_token = tokenizer.eos_token
+        # Saved with the processor, so that transcripts are truncated to what the text encoder takes
+        # even where its tokenizer declares no limit.
+        limit = text_length_limit(tokenizer, AutoConfig.from_pretrained(text_model_name_or_path, **kwargs))
+        if limit is not None:
+            tokenizer.model_max_length = limit
         return cls(feature_extractor=feature_extractor, tokenizer=tokenizer, audio_window=audio_window)
 
     def check_model_config(self, config) -> None:
@@ -91,26 +112,38 @@ class TurboProcessor(ProcessorMixin):
         sampling_rate: int | None = None,
         return_tensors: str | None = "pt",
         max_length: int | None = None,
+        truncation: bool = True,
         **kwargs,
     ) -> BatchFeature:
         """Featurize audio (1-D arrays) and tokenize text; either or both.
 
         `sampling_rate` is the rate of the given arrays; they are resampled to the feature
         extractor's rate when it differs (same soxr path as training). Without it, the arrays are
-        taken to be at the feature extractor's rate already.
+        taken to be at the feature extractor's rate already. Integer PCM arrays are scaled to [-1, 1]
+        (`turbo_hf.audio.load_audio`).
+
+        Transcripts are truncated to `max_length` tokens, by default to the tokenizer's
+        `model_max_length` (which `from_encoders_pretrained` caps at the text encoder's position
+        table, and training sets to `max_text_length`), so that any transcript fits the text
+        encoder; `truncation=False` keeps them whole. An empty list of audio or text is a ValueError.
         """
         if audio is None and text is None:
             raise ValueError("TurboProcessor needs `audio`, `text` or both")
+        for name, value in (("audio", audio), ("text", text)):
+            if isinstance(value, (list, tuple)) and not value:
+                raise ValueError(f"TurboProcessor: `{name}` is an empty list; pass at least one item")
         batch = {}
         if audio is not None:
             batch.update(self._featurize(audio, sampling_rate, return_tensors, **kwargs))
         if text is not None:
             if isinstance(text, str):
                 text = [text]
+            if truncation and max_length is None:
+                max_length = text_length_limit(self.tokenizer)
             encoded = self.tokenizer(
                 list(text),
                 padding=True,
-                truncation=max_length is not None,
+                truncation=truncation and max_length is not None,
                 max_length=max_length,
                 return_tensors=return_tensors,
             )
@@ -118,14 +151,17 @@ class TurboProcessor(ProcessorMixin):
         return BatchFeature(batch, tensor_type=return_tensors)
 
     def _featurize(self, audio, sampling_rate, return_tensors, **kwargs) -> dict:
+        if sampling_rate is None:
+            sampling_rate = self.sampling_rate
+        sampling_rate = check_sampling_rate(
+            sampling_rate, "TurboProcessor's sampling_rate (of the audio arrays)"
+        )
         if isinstance(audio, np.ndarray) and audio.ndim == 1:
             audio = [audio]
         waveforms = []
         for index, waveform in enumerate(audio):
             try:
-                waveforms.append(
-                    load_audio(np.asarray(waveform), self.sampling_rate, sampling_rate or self.sampling_rate)
-                )
+                waveforms.append(load_audio(np.asarray(waveform), self.sampling_rate, sampling_rate))
             except AudioDecodingError as err:
                 raise AudioDecodingError(f"audio item {index} of the batch: {err}") from err
         features = self.feature_extractor(
@@ -153,4 +189,4 @@ class TurboProcessor(ProcessorMixin):
         return {"padding": "max_length", "max_length": window}
 
 
-__all__ = ["TurboProcessor"]
+__all__ = ["TurboProcessor", "text_length_limit"]
