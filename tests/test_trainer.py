@@ -383,24 +383,6 @@ def test_every_fold_gets_its_own_folder_and_hub_repository(tmp_path):
     assert fold_training_args(last, 2, many=True).resume_from_checkpoint == "last"
 
 
-def test_resume_last_finds_the_newest_checkpoint_and_a_fresh_run_warns_about_old_ones(tmp_path, caplog):
-    args = TurboTrainingArguments(output_dir=str(tmp_path), report_to="none")
-    with pytest.raises(ValueError, match="no checkpoint-\\* folder"):
-        dataclasses.replace(args, resume_from_checkpoint="last").checkpoint_to_resume()
-    for step in (2, 10):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-    assert dataclasses.replace(args, resume_from_checkpoint="True").checkpoint_to_resume() == str(
-        tmp_path / "checkpoint-10"
-    )
-    # A yaml / json config gives `true` as a bool.
-    assert dataclasses.replace(args, resume_from_checkpoint=True).checkpoint_to_resume() == str(
-        tmp_path / "checkpoint-10"
-    )
-    with caplog.at_level("WARNING", logger="turbo_hf"):
-        assert args.checkpoint_to_resume() is None
-    assert "already holds checkpoints (newest: checkpoint-10)" in caplog.text
-
-
 def test_classes_without_training_rows_are_named_in_a_warning(caplog):
     from datasets import ClassLabel, Dataset, Features
 

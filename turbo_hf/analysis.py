@@ -363,9 +363,12 @@ def _jsonable(value: Any) -> Any:
 
 def save_analysis_json(results: Any, path: str | os.PathLike) -> Path:
     """Write analysis results (numbers, numpy values, tensors, nested dicts / lists) as indented JSON."""
+    from .metrics import strict_json
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, default=_jsonable) + "\n")
+    # Strict JSON: an undefined number (NaN) is written as null.
+    path.write_text(json.dumps(strict_json(results), indent=2, default=_jsonable, allow_nan=False) + "\n")
     return path
 
 

@@ -5,10 +5,12 @@ so the Trainer needs one collator and nothing is swapped between them."""
 
 from __future__ import annotations
 
+import hashlib
 import numbers
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,18 +52,36 @@ def check_audio_column(dataset: Any, audio_column: str = "audio", name: str = "d
         )
 
 
+def _audio_key(audio: Any) -> bytes:
+    """What tells a row's audio apart for its crop: the bytes or samples if the row holds them, else the path."""
+    if isinstance(audio, Mapping):
+        for name in ("bytes", "array", "path"):
+            if audio.get(name) is not None:
+                return _audio_key(audio[name])
+    if isinstance(audio, (bytes, bytearray)):
+        return bytes(audio)
+    if isinstance(audio, (str, os.PathLike)):
+        return os.fsencode(audio)
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().numpy()
+    return np.ascontiguousarray(audio).tobytes()
+
+
 @dataclass
 class DecodeAndCrop:
     """A `datasets` transform (`split.with_transform(DecodeAndCrop(...))`) that decodes each row's
     audio to a float32 mono waveform at `sampling_rate` and crops it to `max_duration` seconds.
 
-    With `random_crop` (training) the window is drawn anew each time a row is read, from torch's RNG:
-    new every epoch and reproducible from the seed (`transformers.set_seed`, and the DataLoader's
-    per-worker seeds). Without it (evaluation) the centre is kept; `max_duration=None` keeps the
-    whole utterance. The window is chosen from the file header's length and only its frames are read
-    and resampled (`load_audio(..., offset=, max_duration=)`), so a long file costs `max_duration`
-    seconds of memory. Rows stay undecoded in the dataset, so thousands of utterances cost no memory.
-    The audio column holds paths or `datasets.Audio(decode=False)` dicts (`check_audio_column`).
+    With `random_crop` (training) and a `seed`, each row's window is a function of (seed, epoch, the
+    row's audio: its path, or its bytes / samples): new every epoch (`set_epoch`, which TurboTrainer
+    calls), and the same whatever order, batch or worker reads the row, so a run resumed from a
+    checkpoint reads the windows the uninterrupted run would have read. With `seed=None` the window is
+    drawn from torch's global RNG each time a row is read (not restored on resume). Without
+    `random_crop` (evaluation) the centre is kept; `max_duration=None` keeps the whole utterance.
+    The window is chosen from the file header's length and only its frames are read and resampled
+    (`load_audio(..., offset=, max_duration=)`), so a long file costs `max_duration` seconds of
+    memory. Rows stay undecoded in the dataset, so thousands of utterances cost no memory. The audio
+    column holds paths or `datasets.Audio(decode=False)` dicts (`check_audio_column`).
     `max_duration` must be None or a positive number of seconds (ValueError at construction).
     """
 
@@ -69,6 +89,29 @@ class DecodeAndCrop:
     max_duration: float | None = None
     random_crop: bool = False
     audio_column: str = "audio"
+    seed: int | None = None
+    # A tensor, moved to shared memory by `set_epoch`: persistent DataLoader workers see the new epoch.
+    _epoch: torch.Tensor = field(
+        default_factory=lambda: torch.zeros((), dtype=torch.int64), init=False, repr=False, compare=False
+    )
+
+    @property
+    def epoch(self) -> int:
+        """The epoch whose random crops `seed` draws (0 until `set_epoch`)."""
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random crops `seed` draws."""
+        if not self._epoch.is_shared():
+            self._epoch.share_memory_()
+        self._epoch.fill_(int(epoch))
+
+    def _crop_generator(self, audio: Any) -> torch.Generator | None:
+        if not self.random_crop or self.seed is None:
+            return None
+        digest = hashlib.blake2b(f"{self.seed}/{self.epoch}/".encode(), digest_size=8)
+        digest.update(_audio_key(audio))
+        return torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little"))
 
     def __post_init__(self):
         self.sampling_rate = check_sampling_rate(self.sampling_rate, "DecodeAndCrop.sampling_rate")
@@ -80,18 +123,21 @@ class DecodeAndCrop:
         limit = None if self.max_duration is None else int(round(self.max_duration * self.sampling_rate))
         names = batch.get("id") or [f"#{index}" for index in range(len(batch[self.audio_column]))]
         batch[self.audio_column] = [
-            self._decode_and_crop(audio, limit, name) for audio, name in zip(batch[self.audio_column], names)
+            self._decode_and_crop(audio, limit, name, self._crop_generator(audio))
+            for audio, name in zip(batch[self.audio_column], names)
         ]
         return batch
 
-    def _decode_and_crop(self, audio: Any, limit: int | None, name: str) -> np.ndarray:
+    def _decode_and_crop(
+        self, audio: Any, limit: int | None, name: str, generator: torch.Generator | None
+    ) -> np.ndarray:
         # Crop before resampling: the start is drawn (crop_start, as crop_waveform draws it) from the
         # length the header gives, and only that window is read and resampled.
         rate = self.sampling_rate
         with _naming(name):
             if limit is None:
                 return load_audio(audio, rate)
-            start = crop_start(audio_length(audio, rate), limit, random=self.random_crop)
+            start = crop_start(audio_length(audio, rate), limit, random=self.random_crop, generator=generator)
             return load_audio(audio, rate, offset=start / rate, max_duration=self.max_duration)
 
 

@@ -105,6 +105,7 @@ def train_and_evaluate(
     set_seed(training_args.seed)
     datasets = _truncate(datasets, data_args)
     label_names = datasets["train"].features["label"].names
+    _check_metric_for_best_model(training_args.metric_for_best_model, label_names, datasets["validation"])
     _warn_about_classes_without_training_rows(datasets["train"], label_names)
     # "balanced" becomes numbers here, from the training split, so the saved config holds what was used.
     requested = model_args.turbo_config_kwargs()["class_weights"]
@@ -122,9 +123,12 @@ def train_and_evaluate(
     if data_args.max_text_length is not None:
         # Saved with the processor: the pipeline and the CLI then truncate transcripts as training did.
         processor.tokenizer.model_max_length = data_args.max_text_length
-    # Training reads a random window of each utterance, evaluation the whole (or its centre).
+    # Training reads a random window of each utterance, evaluation the whole (or its centre). The
+    # windows follow from the seed and the epoch, so a resumed run reads the same ones.
     rate = processor.sampling_rate
-    train = datasets["train"].with_transform(DecodeAndCrop(rate, data_args.max_duration, random_crop=True))
+    data_seed = training_args.seed if training_args.data_seed is None else training_args.data_seed
+    crops = DecodeAndCrop(rate, data_args.max_duration, random_crop=True, seed=data_seed)
+    train = datasets["train"].with_transform(crops)
     evaluation = DecodeAndCrop(rate, data_args.eval_max_duration)
     validation, test = (datasets[name].with_transform(evaluation) for name in ("validation", "test"))
     # The Trainer would push every checkpoint with its own generic card; we push once, at the end,
@@ -322,19 +326,47 @@ def run_manifest(
     splits = with_validation_split(
         splits, manifest_args.validation_fraction, training_args.seed, source=manifest_args.manifest
     )
-    _check_binary_metric(training_args, splits, manifest_args.manifest)
     return train_and_evaluate(model_args, data_args, training_args, splits)
 
 
-def _check_binary_metric(training_args: TurboTrainingArguments, splits: DatasetDict, source: str) -> None:
-    """EER and ACC model selection only exist for two classes: say so before training starts."""
-    metric = (training_args.metric_for_best_model or "").removeprefix("eval_")
-    names = splits["train"].features["label"].names
-    if metric in METRICS and METRICS[metric].binary_only and len(names) != 2:
+# What an evaluation reports besides `METRICS`: the loss, and its cross-entropy part.
+_EVALUATION_LOSSES = ("loss", "ce_loss")
+
+
+def _check_metric_for_best_model(
+    metric_for_best_model: str | None, label_names: list[str], validation: hf_datasets.Dataset
+) -> None:
+    """The metric that picks the best checkpoint must be one evaluation reports for this task and be
+    defined on the validation split (EER needs both classes there): say so before training starts,
+    not as a NaN at every evaluation and a silently kept last step."""
+    metric = (metric_for_best_model or "").removeprefix("eval_")
+    if not metric:
+        return
+    if metric not in METRICS and metric not in _EVALUATION_LOSSES:
         raise ValueError(
-            f"--metric_for_best_model {metric} needs a binary task, but {source} has {len(names)} classes "
-            f"{names}; pass --metric_for_best_model ua"
+            f"--metric_for_best_model {metric_for_best_model!r} is not among what evaluation reports: "
+            f"{sorted(METRICS) + list(_EVALUATION_LOSSES)}"
         )
+    info = METRICS.get(metric)
+    if info is None:
+        return
+    if info.binary_only and len(label_names) != 2:
+        raise ValueError(
+            f"--metric_for_best_model {metric} needs a binary task, but the data has {len(label_names)} "
+            f"classes {label_names}; pass --metric_for_best_model ua"
+        )
+    if info.needs_every_class:
+        counts = np.bincount(np.asarray(validation["label"], dtype=np.int64), minlength=len(label_names))
+        missing = [name for name, count in zip(label_names, counts) if count == 0]
+        if missing:
+            present = {name: int(count) for name, count in zip(label_names, counts) if count > 0}
+            raise ValueError(
+                f"--metric_for_best_model {metric} is undefined on the validation split: {info.display_name} "
+                f"needs rows of every class, but its {len(validation)} rows hold only {present} (none of "
+                f"{missing}), so no checkpoint could be chosen on it. Give the validation split rows of every "
+                "class (or --validation_fraction with a manifest without validation rows), or pass "
+                "--metric_for_best_model ua"
+            )
 
 
 __all__ = [

@@ -6,6 +6,7 @@ README.md) and returns those files, so they can be checked before anything leave
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -47,7 +48,8 @@ def _known_metrics(eval_results: Mapping[str, Any] | None) -> list[tuple[str, st
     found = []
     for key, value in (eval_results or {}).items():
         name, split = _split_metric(key)
-        if name in METRICS and isinstance(value, (int, float)):
+        # An undefined metric (NaN, e.g. the EER of a one-class split) is no result to publish.
+        if name in METRICS and isinstance(value, (int, float)) and math.isfinite(value):
             found.append((name, split, float(value)))
     return found
 

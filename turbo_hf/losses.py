@@ -16,6 +16,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 
 def balanced_class_weights(labels: Sequence[int], class_names: Sequence[str]) -> list[float]:
@@ -112,6 +115,14 @@ def _gather_keys(
             width = max(peer[1] for peer in peers)
             padded = F.pad(transcripts, (0, width - transcripts.shape[1]), value=-1)
             all_transcripts = gather_with_grad(padded, row_counts)[0]
+    if gathered[0].shape[0] == 1:
+        # Known from shapes alone (no sync): the only key is the positive, so every term is exactly 0.
+        logger.warning_once(
+            "InfoNCE over a batch of 1 row (over all processes when they are gathered) has no negatives: "
+            "the in-modal and cross-modal loss terms are exactly 0 and only the cross-entropy trains (loss = "
+            "ce_weight * CE). Train on batches of at least 2 rows: raise per_device_train_batch_size, or "
+            "set dataloader_drop_last=True when the last batch of an epoch holds a single row."
+        )
     excluded = None if transcripts is None else _duplicate_negatives(transcripts, all_transcripts, offset)
     return _GatheredKeys(gathered, offset, excluded)
 

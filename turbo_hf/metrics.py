@@ -13,7 +13,8 @@ best-checkpoint choice, the model card and the recipes read it). Four entry poin
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import datasets
@@ -57,6 +58,7 @@ class MetricInfo(NamedTuple):
     display_name: str
     greater_is_better: bool
     binary_only: bool = False  # reported for two classes only
+    needs_every_class: bool = False  # undefined (NaN) on labels that lack a class
 
 
 # Every metric `score_probabilities` / `compute_metrics` report, by the key of their results.
@@ -65,7 +67,9 @@ METRICS: dict[str, MetricInfo] = {
     "ua": MetricInfo("UA (unweighted accuracy)", greater_is_better=True),
     "macro_f1": MetricInfo("Macro F1", greater_is_better=True),
     "acc": MetricInfo("Accuracy", greater_is_better=True, binary_only=True),
-    "eer": MetricInfo("EER (equal error rate)", greater_is_better=False, binary_only=True),
+    "eer": MetricInfo(
+        "EER (equal error rate)", greater_is_better=False, binary_only=True, needs_every_class=True
+    ),
 }
 
 
@@ -76,6 +80,23 @@ def greater_is_better(name: str) -> bool:
     if name in METRICS:
         return METRICS[name].greater_is_better
     return not name.endswith("loss")
+
+
+def strict_json(value: Any) -> Any:
+    """`value` ready for strict JSON (`json.dumps(..., allow_nan=False)`): every NaN or infinite number,
+    such as the EER of a split with one class, becomes None (null); numpy and torch scalars and arrays
+    become Python numbers and lists. Mappings, lists and tuples are converted throughout."""
+    if hasattr(value, "detach"):  # torch.Tensor, without importing torch here
+        value = value.detach().cpu().tolist()
+    if isinstance(value, Mapping):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [strict_json(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _as_array(values: Any, name: str) -> np.ndarray:
@@ -362,6 +383,7 @@ __all__ = [
     "macro_f1",
     "per_class_recall",
     "score_probabilities",
+    "strict_json",
     "unweighted_accuracy",
     "weighted_accuracy",
 ]

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import os
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from transformers.utils import logging
 
-from .metrics import greater_is_better
+from .checkpoints import (
+    TRAINER_STATE_FILE,
+    IncompleteCheckpointError,
+    check_checkpoint,
+    check_output_dir_writable,
+    checkpoint_save_error,
+    newest_complete_checkpoint,
+)
+from .metrics import greater_is_better, strict_json
 from .modeling_turbo import TurboClassifierOutput
 from .sampling import DurationGroupedSampler
 
@@ -65,18 +78,31 @@ class TurboTrainingArguments(TrainingArguments):
         # A yaml / json config gives `true` as a bool; the command line gives the string.
         return value is True or (isinstance(value, str) and value.lower() in ("last", "true"))
 
+    @property
+    def expects_optimizer_files(self) -> bool:
+        """Whether this run's checkpoints hold optimizer.pt and scheduler.pt (DeepSpeed and FSDP save
+        their own files; `save_only_model` saves none)."""
+        return not (self.save_only_model or self.deepspeed or self.fsdp)
+
     def checkpoint_to_resume(self) -> str | None:
-        """The checkpoint `trainer.train` resumes from, or None; warns about checkpoints left unused."""
-        last = last_checkpoint(self.output_dir)
+        """The checkpoint `trainer.train` resumes from, or None; warns about checkpoints left unused.
+
+        `last` is the newest complete checkpoint (`turbo_hf.checkpoints.check_checkpoint`): newer
+        incomplete ones are skipped with a warning naming them; a named checkpoint must be complete.
+        """
         if self.resumes_last:
-            if last is None:
+            newest = newest_complete_checkpoint(self.output_dir, self.expects_optimizer_files)
+            if newest is None:
                 raise ValueError(
                     f"--resume_from_checkpoint {self.resume_from_checkpoint}: no checkpoint-* folder in "
                     f"{self.output_dir}"
                 )
-            logger.info("Resuming from %s", last)
-            return last
-        if self.resume_from_checkpoint is None and last is not None:
+            logger.info("Resuming from %s", newest)
+            return newest
+        last = last_checkpoint(self.output_dir)
+        if self.resume_from_checkpoint:
+            check_checkpoint(self.resume_from_checkpoint, self.expects_optimizer_files)
+        elif last is not None:
             logger.warning(
                 "%s already holds checkpoints (newest: %s) from an earlier run; this run starts afresh beside "
                 "them. Pass --resume_from_checkpoint last to continue that run instead, or pick another "
@@ -92,19 +118,50 @@ class TurboTrainingArguments(TrainingArguments):
         if self.greater_is_better is None and self.metric_for_best_model is not None:
             self.greater_is_better = greater_is_better(self.metric_for_best_model)
         super().__post_init__()
+        if self.fp16 and self.device.type == "cpu":
+            # accelerate turns fp16 autocast on for accelerators only: on the CPU the flag does nothing.
+            logger.warning(
+                "fp16=True has no effect on the CPU (use_cpu=True, or no GPU found): this run trains in fp32. "
+                "Drop --fp16, or pass --bf16 true for bf16 autocast on the CPU."
+            )
 
 
 def last_checkpoint(output_dir: str) -> str | None:
-    """The newest checkpoint-* folder of `output_dir`, or None."""
+    """The newest checkpoint-* folder of `output_dir`, complete or not, or None."""
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+
+
+class _CropEpochCallback(TrainerCallback):
+    """Tells the training split's transform (`DecodeAndCrop` with a `seed`) which epoch's crops to draw,
+    so that a resumed run reads the very windows the uninterrupted run would have read."""
+
+    def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        dataset = getattr(train_dataloader, "dataset", None)
+        transform = (getattr(dataset, "format", None) or {}).get("format_kwargs", {}).get("transform")
+        if hasattr(transform, "set_epoch"):
+            # On resume `state.epoch` is the checkpoint's (e.g. 1.5 in the middle of epoch 1).
+            transform.set_epoch(math.floor(state.epoch or 0))
+
+
+def _write_json(path: str, value) -> None:
+    """Strict JSON (undefined numbers as null), replacing `path` at once: never a half-written file."""
+    text = json.dumps(strict_json(value), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(partial, path)
 
 
 class TurboTrainer(Trainer):
     """Trainer that logs the mean CE, in-modal and cross-modal losses beside the total at every
     logging step (and in evaluation), and gives the encoders their own learning rate if asked."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, model=None, args=None, *more, **kwargs):
+        # Before the Trainer creates output_dir: a folder that cannot be written is named now, not at the
+        # first checkpoint an epoch later (or as a bare OSError).
+        if args is not None and args.should_save:
+            check_output_dir_writable(args.output_dir)
+        super().__init__(model, args, *more, **kwargs)
         self._loss_parts = {"train": defaultdict(list), "eval": defaultdict(list)}
         # Evaluation weights every batch by its rows, as the Trainer does for `eval_loss`.
         self._eval_rows = 0
@@ -123,6 +180,59 @@ class TurboTrainer(Trainer):
                     early_stopping_threshold=self.args.early_stopping_threshold,
                 )
             )
+        self.add_callback(_CropEpochCallback)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        """`Trainer.train`; `True` resumes from the newest complete checkpoint, and a named checkpoint must
+        be complete (see `TurboTrainingArguments.checkpoint_to_resume`)."""
+        expect_optimizer = getattr(self.args, "expects_optimizer_files", not self.args.save_only_model)
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = newest_complete_checkpoint(self.args.output_dir, expect_optimizer)
+            if resume_from_checkpoint is None:
+                raise ValueError(
+                    f"resume_from_checkpoint=True: no checkpoint-* folder in {self.args.output_dir}"
+                )
+        elif resume_from_checkpoint:
+            check_checkpoint(resume_from_checkpoint, expect_optimizer)
+        try:
+            return super().train(resume_from_checkpoint, *args, **kwargs)
+        finally:
+            # The Trainer leaves it set when training stops with an error; evaluations after it are not
+            # model selection (see `_check_selection_metric`).
+            self.is_in_train = False
+
+    def _save_checkpoint(self, model, trial):
+        # The Trainer writes straight into checkpoint-N: a failure part-way must not leave a folder that
+        # looks resumable, nor an error that says nothing about the disk.
+        folder = os.path.join(
+            self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        )
+        existed = os.path.exists(folder)
+        try:
+            super()._save_checkpoint(model, trial)
+        except Exception as err:
+            try:
+                check_checkpoint(folder, getattr(self.args, "expects_optimizer_files", True))
+            except IncompleteCheckpointError:
+                removed = not existed and self.args.should_save
+                if removed:
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise checkpoint_save_error(folder, err, removed) from err
+            raise  # the checkpoint is whole: the error came after it (a push, the rotation)
+        if self.args.should_save:
+            _write_json(os.path.join(folder, TRAINER_STATE_FILE), dataclasses.asdict(self.state))
+
+    def save_state(self) -> None:
+        """`Trainer.save_state` as strict JSON: an undefined metric (NaN) in the log history is null."""
+        if self.is_world_process_zero():
+            _write_json(
+                os.path.join(self.args.output_dir, TRAINER_STATE_FILE), dataclasses.asdict(self.state)
+            )
+
+    def save_metrics(self, split, metrics, combined=True) -> None:
+        """`Trainer.save_metrics` as strict JSON: an undefined metric (NaN, e.g. the EER of a one-class
+        split) is written as null, not as the `NaN` that JSON parsers other than Python's refuse."""
+        super().save_metrics(split, strict_json(metrics), combined)
 
     def _get_train_sampler(self, train_dataset=None):
         # Group by the `duration` column with our sampler: the Trainer's LengthGroupedSampler caps its
@@ -222,7 +332,31 @@ class TurboTrainer(Trainer):
                 output.metrics[f"{metric_key_prefix}_{name}"] = self._row_weighted_mean_over_processes(values)
         self._loss_parts["eval"].clear()
         self._eval_rows = 0
+        if self.is_in_train and metric_key_prefix == "eval":
+            self._check_selection_metric(output.metrics, output.label_ids)
         return output
+
+    def _check_selection_metric(self, metrics: dict[str, float], label_ids) -> None:
+        """A NaN `metric_for_best_model` can never be the best: say so at the first evaluation instead of
+        training on and silently keeping the last step."""
+        name = self.args.metric_for_best_model
+        if name is None:
+            return
+        key = name if name.startswith("eval_") else f"eval_{name}"
+        value = metrics.get(key)
+        if not (isinstance(value, float) and math.isnan(value)):
+            return
+        present = "none"
+        if label_ids is not None and not isinstance(label_ids, (tuple, list)):
+            id2label = getattr(getattr(self.model, "config", None), "id2label", None) or {}
+            present = ", ".join(str(id2label.get(int(i), int(i))) for i in np.unique(np.asarray(label_ids)))
+        raise ValueError(
+            f"metric_for_best_model={name!r} is undefined (NaN) on the evaluation split at step "
+            f"{self.state.global_step}, so no checkpoint can be chosen on it. Its labels hold the class(es) "
+            f"{present}: EER, for one, is undefined unless both classes occur (a NaN loss, a diverged run, "
+            "makes every metric NaN). Select on a metric defined there (--metric_for_best_model ua), or give "
+            "the evaluation split rows of every class."
+        )
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         optimizer = super().create_optimizer(model)
