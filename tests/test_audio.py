@@ -8,7 +8,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from turbo_hf.audio import AudioDecodingError, audio_duration, load_audio
+from turbo_hf.audio import AudioDecodingError, audio_duration, crop_start, load_audio, load_window
 
 
 @pytest.mark.parametrize("sampling_rate, channels", [(16000, 2), (8000, 1), (44100, 1), (44100, 2)])
@@ -189,6 +189,27 @@ def test_a_window_is_read_and_resampled_without_the_rest_of_the_file(noise_wav, 
     np.testing.assert_allclose(window, whole[40_000:56_000], atol=1e-5)
     # About one second of the ten was read and resampled (1 s + the filter's context, < 1.2 s).
     assert sum(frames_read["read"]) < 1.2 * 44100 and max(frames_read["resampled"]) < 1.2 * 44100
+
+
+def test_load_window_crops_from_the_header_length_before_resampling(noise_wav, frames_read):
+    whole = load_audio(noise_wav, 16000)
+    frames_read["read"].clear(), frames_read["resampled"].clear()
+    centre, length = load_window(noise_wav, 16000, 16000)
+    assert length == whole.shape[0] == 160_000
+    np.testing.assert_allclose(centre, whole[72_000:88_000], atol=1e-5)  # the centre, as evaluation crops
+    assert sum(frames_read["read"]) < 1.2 * 44100 and max(frames_read["resampled"]) < 1.2 * 44100
+    # A random window is drawn from the generator given, and is the same for the same seed.
+    first, _ = load_window(noise_wav, 16000, 16000, random=True, generator=torch.Generator().manual_seed(4))
+    again, _ = load_window(noise_wav, 16000, 16000, random=True, generator=torch.Generator().manual_seed(4))
+    np.testing.assert_array_equal(first, again)
+    start = crop_start(160_000, 16000, random=True, generator=torch.Generator().manual_seed(4))
+    assert start != 72_000
+    np.testing.assert_allclose(first, whole[start : start + 16000], atol=1e-5)
+    # What fits is read whole, with no draw; None keeps everything.
+    short, short_length = load_window((whole[:8000], 16000), 16000, 16000, random=True)
+    np.testing.assert_array_equal(short, whole[:8000])
+    assert short_length == 8000
+    assert load_window(noise_wav, 16000, None)[0].shape == (160_000,)
 
 
 def test_a_window_at_the_end_of_the_file_is_its_tail(noise_wav):

@@ -8,10 +8,12 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from conftest import TurboModelTester
 from transformers import pipeline
 
-from turbo_hf.cli import EXIT_BAD_INPUT, main
+from turbo_hf import TurboForAudioTextClassification
+from turbo_hf.cli import EXIT_BAD_INPUT, UserError, main
 from turbo_hf.pipeline import TASK, register_pipeline
 
 LABELS = ["neutral", "happy", "sad"]
@@ -51,6 +53,14 @@ def write_manifest(folder, rows, name="manifest.csv") -> str:
     path = folder / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)
+
+
+def one_error_line(capsys, command: str) -> str:
+    """The only line on stderr, an argparse-style error of `command`; no traceback, no usage."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{command}: error: "), lines[0]
+    return lines[0]
 
 
 def read_jsonl(path):
@@ -186,7 +196,10 @@ def test_console_entry_point_runs_as_a_subprocess(model_dir, corpus, tmp_path):
 def test_usage_errors_exit_with_code_2(model_dir, corpus, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["predict"])
-    assert exit_info.value.code == 2 and "usage" in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert one_error_line(capsys, "turbo-hf predict") == (
+        "turbo-hf predict: error: the following arguments are required: model"
+    )
     folder, _ = corpus
     assert main(["predict", model_dir, "--audio", str(folder / "utt0.wav")]) == EXIT_BAD_INPUT
     assert "--text" in capsys.readouterr().err
@@ -308,7 +321,8 @@ import contextlib, io, json, sys
 from turbo_hf.cli import main
 codes = []
 for argv in (["--help"], ["predict", "--help"], ["evaluate", "--help"], ["predict"], ["predict", "m"],
-             ["evaluate", "m"], ["nonsense"]):
+             ["evaluate", "m"], ["nonsense"], ["predict", "m", "--manifest", "x.csv", "--top-k", "0"],
+             ["evaluate", "m", "--manifest", "x.csv", "--output", "no/such/folder/m.json"]):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:
             codes.append(main(argv))
@@ -325,5 +339,138 @@ def test_help_and_usage_errors_import_neither_torch_nor_transformers():
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["codes"] == [0, 0, 0, 2, EXIT_BAD_INPUT, EXIT_BAD_INPUT, 2]
+    assert result["codes"] == [0, 0, 0, 2, EXIT_BAD_INPUT, EXIT_BAD_INPUT, 2, 2, 2]
     assert result["heavy"] == []
+
+
+# -- flag values and other inputs: one line, exit code 2, checked before the model is loaded ---------------
+_BAD_FLAGS = [
+    ("predict", "--top-k", "0"),
+    ("predict", "--top-k", "-1"),
+    ("predict", "--top-k", "two"),
+    ("predict", "--batch-size", "0"),
+    ("evaluate", "--batch-size", "-1"),
+    ("predict", "--max-duration", "0"),
+    ("evaluate", "--max-duration", "nan"),
+    ("predict", "--max-duration", "-3"),
+    ("predict", "--output", "{tmp}/no_folder/p.jsonl"),
+    ("evaluate", "--output", "{tmp}/no_folder/metrics.json"),
+    ("predict", "--output", "{tmp}"),  # a folder, not a file
+]
+
+
+@pytest.mark.parametrize("command, flag, value", _BAD_FLAGS)
+def test_bad_flag_values_are_one_line_and_exit_2_before_the_model_loads(
+    corpus, tmp_path, capsys, command, flag, value
+):
+    folder, rows = corpus
+    manifest = write_manifest(folder, rows[:2], name="flags.csv")
+    no_model = str(tmp_path / "no_model")  # loading it would fail: the flag must be checked first
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, no_model, "--manifest", manifest, flag, value.format(tmp=tmp_path)])
+    assert exit_info.value.code == EXIT_BAD_INPUT
+    assert one_error_line(capsys, f"turbo-hf {command}").startswith(
+        f"turbo-hf {command}: error: argument {flag}"
+    )
+
+
+def test_export_opset_must_be_a_positive_integer(model_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", model_dir, "--onnx", str(tmp_path / "onnx"), "--opset", "0"])
+    assert exit_info.value.code == EXIT_BAD_INPUT
+    assert "argument --opset" in one_error_line(capsys, "turbo-hf export")
+    assert not (tmp_path / "onnx").exists()
+
+
+_NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+
+
+@pytest.mark.parametrize(
+    "device", ["gpu", "cuda:99", "cuda:x", "tpu:0", pytest.param("cuda:0", marks=_NO_CUDA)]
+)
+def test_a_device_this_machine_lacks_is_one_line_before_the_model_loads(corpus, tmp_path, capsys, device):
+    folder, _ = corpus
+    no_model = str(tmp_path / "no_model")
+    args = ["predict", no_model, "--audio", str(folder / "utt0.wav"), "--text", "hi", "--device", device]
+    assert main(args) == EXIT_BAD_INPUT
+    line = one_error_line(capsys, "turbo-hf predict")
+    assert f"--device {device}" in line and "cannot load model" not in line
+
+
+def test_asr_model_that_cannot_be_loaded_is_named_as_such(model_dir, corpus, tmp_path, capsys):
+    folder, _ = corpus
+    (tmp_path / "empty").mkdir()
+    args = ["predict", model_dir, "--audio", str(folder / "utt0.wav"), "--asr-model", str(tmp_path / "empty")]
+    assert main(args) == EXIT_BAD_INPUT
+    assert f"cannot load --asr-model {tmp_path / 'empty'}" in one_error_line(capsys, "turbo-hf predict")
+
+
+def test_debug_shows_the_traceback_of_an_input_error(corpus, tmp_path):
+    folder, _ = corpus
+    args = ["predict", str(tmp_path / "no_model"), "--audio", str(folder / "utt0.wav"), "--text", "hi"]
+    assert main(args) == EXIT_BAD_INPUT
+    with pytest.raises(UserError, match="cannot load model") as raised:
+        main([*args, "--debug"])
+    assert isinstance(raised.value.__cause__, OSError)  # what transformers raised, for a bug report
+
+
+def test_top_k_lists_the_best_labels_of_each_manifest_row(model_dir, corpus, tmp_path):
+    folder, rows = corpus
+    manifest = write_manifest(folder, rows, name="top_k.csv")
+    output = tmp_path / "top_k.jsonl"
+    args = ["predict", model_dir, "--manifest", manifest, "--output", str(output), "--no-progress"]
+    assert main([*args, "--top-k", "2", "--device", "cpu"]) == 0
+    predictions = read_jsonl(output)
+    assert len(predictions) == len(rows)
+    for prediction in predictions:
+        labels = prediction["labels"]  # the pipeline's form: best first
+        assert len(labels) == 2 and labels[0] == {"label": prediction["label"], "score": prediction["score"]}
+        assert labels[0]["score"] >= labels[1]["score"]
+    assert main(args) == 0
+    assert all("labels" not in prediction for prediction in read_jsonl(output))
+
+
+@pytest.fixture
+def audio_lengths_seen(monkeypatch):
+    """The number of audio samples of each batch that reaches the model's forward."""
+    seen, forward = [], TurboForAudioTextClassification.forward
+
+    def spy(self, **inputs):
+        seen.append(inputs["input_values"].shape[-1])
+        return forward(self, **inputs)
+
+    monkeypatch.setattr(TurboForAudioTextClassification, "forward", spy)
+    return seen
+
+
+def test_max_duration_crops_long_clips_and_says_how_many(
+    model_dir, corpus, tmp_path, capsys, audio_lengths_seen
+):
+    folder, rows = corpus
+    sf.write(
+        folder / "long.wav", np.random.default_rng(1).uniform(-0.1, 0.1, 48000).astype(np.float32), 16000
+    )
+    manifest = write_manifest(folder, [rows[0], {**rows[1], "audio": "long.wav"}], name="long.csv")
+    args = ["predict", model_dir, "--manifest", manifest, "--no-progress", "--batch-size", "1"]
+    assert main([*args, "--max-duration", "1.5"]) == 0
+    assert audio_lengths_seen == [8000, 24000]  # utt0 is 0.5 s; the 3 s clip keeps its centre 1.5 s
+    assert "1 clip(s) longer than --max-duration 1.5 s" in capsys.readouterr().err
+    audio_lengths_seen.clear()
+    assert main([*args, "--max-duration", "none"]) == 0
+    assert audio_lengths_seen == [8000, 48000] and "longer than" not in capsys.readouterr().err
+    audio_lengths_seen.clear()
+    one = ["predict", model_dir, "--audio", str(folder / "long.wav"), "--text", "hi", "--max-duration", "2"]
+    assert main(one) == 0
+    assert audio_lengths_seen == [32000] and "longer than --max-duration 2 s" in capsys.readouterr().err
+    assert main([*one[:-1], "0.001"]) == EXIT_BAD_INPUT  # under the encoder's 185 samples
+    assert "max_duration=0.001 s keeps 16 samples" in one_error_line(capsys, "turbo-hf predict")
+
+
+def test_an_error_that_is_no_input_error_keeps_its_traceback(model_dir, corpus, monkeypatch):
+    def broken_forward(self, **inputs):  # a bug in the model code, not in what the user gave
+        raise ValueError("shapes do not match")
+
+    monkeypatch.setattr(TurboForAudioTextClassification, "forward", broken_forward)
+    folder, _ = corpus
+    with pytest.raises(ValueError, match="shapes do not match"):
+        main(["predict", model_dir, "--audio", str(folder / "utt0.wav"), "--text", "hi"])

@@ -220,3 +220,109 @@ def test_saved_pipeline_loads_back_through_the_factory(classifier, wav_files, tm
     reloaded = pipeline(TASK, model=str(tmp_path / "saved"), device="cpu")
     example = {"audio": str(wav_files["b16k"]), "text": "happy"}
     assert reloaded(example) == classifier(example)
+
+
+@pytest.mark.parametrize("top_k", [True, False, 1.0, "2"])
+def test_top_k_that_is_no_integer_is_a_type_error(classifier, wav_files, top_k):
+    with pytest.raises(TypeError, match="top_k must be a positive integer"):
+        classifier({"audio": str(wav_files["a16k"]), "text": "hello"}, top_k=top_k)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, True, 2.0])
+def test_batch_size_must_be_a_positive_integer(classifier, wav_files, batch_size):
+    with pytest.raises((TypeError, ValueError), match="batch_size must be a positive integer"):
+        classifier([{"audio": str(wav_files["a16k"]), "text": "hello"}], batch_size=batch_size)
+
+
+def test_batch_size_given_when_the_pipeline_is_built_is_checked_then(model_dir):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer; got 0"):
+        pipeline(TASK, model=model_dir, device="cpu", batch_size=0)
+
+
+def test_empty_list_gives_an_empty_list_and_still_checks_its_options(classifier):
+    assert classifier([]) == []
+    assert classifier([], batch_size=4, top_k=1) == []
+    with pytest.raises(ValueError, match="top_k"):
+        classifier([], top_k=0)
+
+
+@pytest.mark.parametrize("rate", [0, None, 16000.5])
+def test_a_bad_sampling_rate_beside_an_array_is_an_error_not_the_model_rate(classifier, rate):
+    waveform = np.zeros(8000, np.float32)
+    with pytest.raises(
+        AudioDecodingError, match=r"sampling rate given with the audio array must be an integer"
+    ):
+        classifier({"audio": waveform, "sampling_rate": rate, "text": "hello"})
+
+
+@pytest.fixture
+def audio_lengths_seen(classifier, monkeypatch):
+    """The number of audio samples of each batch that reaches the model's forward."""
+    seen, forward, name = [], classifier.model.forward, classifier.processor.audio_input_name
+
+    def spy(**inputs):
+        seen.append(inputs[name].shape[-1])
+        return forward(**inputs)
+
+    monkeypatch.setattr(classifier.model, "forward", spy)
+    return seen
+
+
+def _noise(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * rate))).astype(np.float32)
+
+
+def test_long_clips_are_cropped_to_max_duration_before_the_model(classifier, audio_lengths_seen):
+    from turbo_hf.pipeline_options import DEFAULT_MAX_DURATION
+
+    long_clip = {"audio": _noise(DEFAULT_MAX_DURATION + 2), "text": "hello"}
+    classifier(long_clip)  # the default limit
+    classifier([long_clip, {"audio": _noise(3.0), "text": "sad"}], batch_size=2, max_duration=1.5)
+    classifier({"audio": _noise(3.0), "text": "hello"}, max_duration=None)  # None keeps the whole clip
+    assert audio_lengths_seen == [int(DEFAULT_MAX_DURATION * 16000), 24000, 48000]
+
+
+def test_a_long_file_is_cropped_before_it_is_resampled(classifier, tmp_path, monkeypatch):
+    import soxr
+
+    path = tmp_path / "ten_minutes.wav"
+    sf.write(path, _noise(600.0, rate=8000), 8000, subtype="PCM_16")
+    resampled = []
+    resample = soxr.resample
+    monkeypatch.setattr(soxr, "resample", lambda x, *a, **k: resampled.append(len(x)) or resample(x, *a, **k))
+    classifier({"audio": str(path), "text": "hello"}, max_duration=2.0)
+    # Two seconds (and the filter's context) of the ten minutes are resampled, not 4.8 M samples.
+    assert resampled and max(resampled) < 2.2 * 8000
+
+
+def test_max_duration_keeps_the_centre_as_evaluation_crops(classifier, model_dir):
+    waveform = _noise(3.0, seed=1)
+    cropped = classifier({"audio": waveform, "text": "hello"}, max_duration=1.0)
+    centre = classifier({"audio": waveform[16000:32000], "text": "hello"})
+    assert cropped == centre
+    # Given when the pipeline is built, the limit holds for every call.
+    built_with_limit = pipeline(TASK, model=model_dir, device="cpu", max_duration=1.0)
+    assert built_with_limit({"audio": waveform, "text": "hello"}) == centre
+
+
+@pytest.mark.parametrize(
+    "max_duration, error",
+    [
+        (0, ValueError),
+        (-1.0, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        (True, TypeError),
+        ("10", TypeError),
+    ],
+)
+def test_max_duration_must_be_a_positive_finite_number(classifier, max_duration, error):
+    with pytest.raises(error, match="max_duration must be a positive number of seconds or None"):
+        classifier({"audio": _noise(0.5), "text": "hello"}, max_duration=max_duration)
+
+
+def test_max_duration_shorter_than_the_encoder_needs_is_named(classifier, model_dir):
+    with pytest.raises(ValueError, match=r"max_duration=0.001 .*needs at least 185 samples"):
+        classifier({"audio": _noise(0.5), "text": "hello"}, max_duration=0.001)
+    with pytest.raises(ValueError, match="max_duration=0.001"):
+        pipeline(TASK, model=model_dir, device="cpu", max_duration=0.001)

@@ -217,14 +217,25 @@ def test_training_crops_read_only_their_window_and_are_the_crops_of_the_whole_fi
     np.testing.assert_allclose(centre, crop_waveform(whole, 8000, random=False), atol=1e-5)
 
 
-@pytest.mark.parametrize("max_duration", [0, -1.0, float("nan"), float("inf"), "2", 1e-6])
-def test_a_max_duration_that_keeps_nothing_is_refused_where_it_is_given(max_duration):
-    with pytest.raises(ValueError, match=r"max_duration"):
+@pytest.mark.parametrize(
+    "max_duration, error",
+    [
+        (0, ValueError),
+        (-1.0, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("2", TypeError),
+        (True, TypeError),
+        (1e-6, ValueError),
+    ],
+)
+def test_a_max_duration_that_keeps_nothing_is_refused_where_it_is_given(max_duration, error):
+    with pytest.raises(error, match=r"max_duration"):
         DecodeAndCrop(16000, max_duration=max_duration)
     if max_duration != 1e-6:  # the arguments know no rate; a microsecond is a duration there
-        with pytest.raises(ValueError, match=r"max_duration"):
+        with pytest.raises(error, match=r"max_duration"):
             DataArguments(max_duration=max_duration)
-        with pytest.raises(ValueError, match=r"eval_max_duration"):
+        with pytest.raises(error, match=r"eval_max_duration"):
             DataArguments(eval_max_duration=max_duration)
     with pytest.raises(ValueError, match=r"DecodeAndCrop\.sampling_rate"):
         DecodeAndCrop(0, max_duration=1.0)

@@ -20,6 +20,8 @@ import soundfile as sf
 import soxr
 import torch
 
+from .pipeline_options import check_max_duration
+
 AudioSource = str | os.PathLike | bytes | tuple | Mapping | np.ndarray
 
 # Sampling rates a recording can have: from well below telephone speech (8 kHz) up to the highest
@@ -244,20 +246,6 @@ def _seconds(value: Any, name: str, allow_zero: bool) -> float:
     return float(value)
 
 
-def check_max_duration(
-    value: Any, name: str = "max_duration", sampling_rate: int | None = None
-) -> float | None:
-    """`value` as float seconds, or None (no limit); else a ValueError naming `name`.
-
-    With `sampling_rate`, a duration shorter than one sample there is refused too."""
-    if value is None:
-        return None
-    seconds = _seconds(value, name, allow_zero=False)
-    if sampling_rate is not None and round(seconds * sampling_rate) < 1:
-        raise ValueError(f"{name}={value!r} s is less than one sample at {sampling_rate} Hz")
-    return seconds
-
-
 def _read_window(source: _Source, sampling_rate: int, start: int, limit: int | None) -> np.ndarray:
     """Samples [start, start + limit) at `sampling_rate` (limit None: to the end), reading and resampling
     only the frames they come from."""
@@ -372,6 +360,37 @@ def crop_start(
     if random:
         return int(torch.randint(0, excess + 1, (1,), generator=generator).item())
     return excess // 2
+
+
+def load_window(
+    source: AudioSource,
+    sampling_rate: int,
+    max_samples: int | None,
+    source_sampling_rate: int | None = None,
+    *,
+    random: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[np.ndarray, int]:
+    """`load_audio` cropped to at most `max_samples` at `sampling_rate` (a window starting at
+    `crop_start`: random in training, the centre otherwise), and the length of the whole.
+
+    The length comes from the header and only the window is read and resampled, so a long clip, or
+    one whose header lies about its rate, costs what the window costs."""
+    if max_samples is None:
+        waveform = load_audio(source, sampling_rate, source_sampling_rate)
+        return waveform, waveform.shape[0]
+    length = audio_length(source, sampling_rate, source_sampling_rate)
+    start = crop_start(length, max_samples, random=random, generator=generator)
+    if length <= max_samples:
+        return load_audio(source, sampling_rate, source_sampling_rate), length
+    window = load_audio(
+        source,
+        sampling_rate,
+        source_sampling_rate,
+        offset=start / sampling_rate,
+        max_duration=max_samples / sampling_rate,
+    )
+    return window, length
 
 
 def crop_waveform(

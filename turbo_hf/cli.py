@@ -12,6 +12,11 @@ import neither torch nor transformers (`benchmarks/bench_cli_startup.py`): each 
 it needs when it runs. Bad rows (manifest errors, audio
 that cannot be decoded) stop the run with exit code 2 and one line naming file:line, unless
 `--skip-bad-rows` is given: then they are left out, counted and listed at the end on stderr.
+
+Every bad input ends the same way: one line `turbo-hf COMMAND: error: ...` on stderr and exit code 2.
+Flag values are checked as they are parsed (before torch is imported), `--device` before the model
+is loaded; `--debug` shows the traceback of such an error instead. Anything else is a bug: traceback,
+exit code 1.
 """
 
 from __future__ import annotations
@@ -19,14 +24,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from .data.manifest_files import ManifestError
 from .data.manifest_options import ManifestOptions
+from .pipeline_options import DEFAULT_MAX_DURATION, check_max_duration, check_positive_int
 
 EXIT_BAD_INPUT = 2
 # Added to each manifest row by the loader so that a row that fails later is still named file:line.
@@ -38,7 +45,70 @@ class UserError(Exception):
     """A problem with the command's inputs: reported as one line, exit code 2, no traceback."""
 
 
+# Exceptions of modules that import torch, which this module must not import: such an exception
+# cannot have been raised unless its module was imported, so it is looked up in sys.modules.
+_INPUT_ERRORS_ELSEWHERE = {"audio": "AudioDecodingError", "export": "OnnxExportError"}
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that the toolkit raises for bad input (not for bugs): one line, exit code 2."""
+    errors = [UserError, ManifestError]
+    for module, name in _INPUT_ERRORS_ELSEWHERE.items():
+        loaded = sys.modules.get(f"{__package__}.{module}")
+        if loaded is not None:
+            errors.append(getattr(loaded, name))
+    return tuple(errors)
+
+
+@contextmanager
+def _user_input(what: str) -> Iterator[None]:
+    """Errors raised while reading what the user named (a model, a file) are that input's fault: they
+    become a UserError saying what was being read. Only those steps are wrapped, so that the same
+    exception types raised anywhere else keep their traceback."""
+    try:
+        yield
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise UserError(f"{what}: {err}") from err
+
+
 # -- argument parsing ----------------------------------------------------------------------------------
+class _ArgumentParser(argparse.ArgumentParser):
+    """Usage errors as one line, `turbo-hf predict: error: ...`, and exit code 2 (`--help` has the usage)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return check_positive_int(int(text), "the value")
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+
+
+def _max_duration(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return check_max_duration(float(text))
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of seconds, or 'none' to keep whole clips; got {text!r}"
+        ) from None
+
+
+def _output_file(text: str) -> str:
+    """A file that can be written: checked before the run, so that its results are not lost at the end."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; expected a file to write")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text} cannot be written (permission denied)")
+    return text
+
+
 # What a column flag means on the command line beyond its ManifestOptions help.
 _COLUMN_NOTES = {"text_column": " Without this flag the column may be absent with --asr-model."}
 
@@ -60,7 +130,16 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "--manifest", help="CSV / TSV / JSONL manifest (columns audio, text[, label, id, split])."
     )
     _add_column_flags(parser, "audio_column", "text_column", "id_column", "split_column")
-    parser.add_argument("--batch-size", type=int, default=8, help="Rows per model call.")
+    parser.add_argument("--batch-size", type=_positive_int, default=8, help="Rows per model call.")
+    parser.add_argument(
+        "--max-duration",
+        type=_max_duration,
+        default=DEFAULT_MAX_DURATION,
+        metavar="SECONDS",
+        help=f"Longer clips are classified by their centre this many seconds, as evaluation crops "
+        f"(default: {DEFAULT_MAX_DURATION:g}); 'none' keeps whole clips, at a cost that grows with the "
+        "square of their length. The clips cropped are counted on stderr.",
+    )
     parser.add_argument(
         "--asr-model",
         help="Speech recognizer (hub id or folder) that transcribes rows without a transcript.",
@@ -74,8 +153,16 @@ def _add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
 
+def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="On an input error, show its traceback (for a bug report) instead of one line.",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="turbo-hf", description="Turbo audio + text classification.")
+    parser = _ArgumentParser(prog="turbo-hf", description="Turbo audio + text classification.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser(
@@ -84,33 +171,69 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_arguments(predict)
     predict.add_argument("--audio", help="One audio file to classify (instead of --manifest).")
     predict.add_argument("--text", help="Transcript of --audio (or give --asr-model).")
-    predict.add_argument("--top-k", type=int, help="Labels per prediction, best first (default: all).")
-    predict.add_argument("--output", help="JSONL file for manifest predictions (default: stdout).")
+    predict.add_argument(
+        "--top-k",
+        type=_positive_int,
+        help="Labels per prediction, best first: --audio prints this many (default: all); each manifest "
+        "row gets a 'labels' list of this many beside its best 'label' and 'score'.",
+    )
+    predict.add_argument(
+        "--output", type=_output_file, help="JSONL file for manifest predictions (default: stdout)."
+    )
     predict.add_argument("--split", help="Rows of this split only (default: every row, in file order).")
     predict.add_argument(
         "--all-scores", action="store_true", help="Add every label's score to each manifest prediction."
     )
+    _add_debug_flag(predict)
     predict.set_defaults(run=_predict)
 
     evaluate = commands.add_parser("evaluate", help="Score the model on a labelled manifest.")
     _add_common_arguments(evaluate)
     _add_column_flags(evaluate, "label_column")
     evaluate.add_argument("--split", help="Rows of this split only (needed when the manifest has splits).")
-    evaluate.add_argument("--output", help="Also write the metrics to this JSON file.")
+    evaluate.add_argument("--output", type=_output_file, help="Also write the metrics to this JSON file.")
+    _add_debug_flag(evaluate)
     evaluate.set_defaults(run=_evaluate)
     export = commands.add_parser(
         "export", help="Write an ONNX graph of a saved model with its processor (runs without torch)."
     )
     export.add_argument("model", help="Saved Turbo model folder (save_pretrained, with its processor).")
     export.add_argument("--onnx", required=True, metavar="OUT_DIR", help="Folder to write the graph into.")
-    export.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's).")
+    export.add_argument("--opset", type=_positive_int, help="ONNX opset version (default: the exporter's).")
     export.add_argument("--overwrite", action="store_true", help="Write into a folder that is not empty.")
+    _add_debug_flag(export)
     export.set_defaults(run=_export)
     return parser
 
 
 # -- shared steps ----------------------------------------------------------------------------------------
+def _check_device(device: str | None):
+    """`--device` as a torch.device (a bare index: the accelerator's), refused unless this machine has it."""
+    if device is None:
+        return None
+    import torch
+
+    try:
+        parsed = torch.device(int(device) if device.isdigit() else device)
+    except RuntimeError as err:
+        raise UserError(f"--device {device}: {err}") from err
+    if parsed.type == "cpu":
+        return parsed
+    backend = getattr(torch, parsed.type, None)
+    if backend is None or not hasattr(backend, "is_available") or not backend.is_available():
+        raise UserError(f"--device {device}: this machine has no {parsed.type} device (try --device cpu)")
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if parsed.index is not None and parsed.index >= count:
+        raise UserError(
+            f"--device {device}: this machine has {count} {parsed.type} device(s), "
+            f"{parsed.type}:0 to {parsed.type}:{count - 1}"
+        )
+    return parsed
+
+
 def _load_pipeline(args: argparse.Namespace):
+    """The pipeline of `args.model` on `--device`, with its recognizer, once every flag is checked."""
+    device = _check_device(args.device)
     import transformers
 
     from .model_folders import check_model_folder
@@ -119,12 +242,29 @@ def _load_pipeline(args: argparse.Namespace):
     register_pipeline()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    try:
-        # transformers.pipeline reads config.json before any Turbo code runs: check the folder first.
+    with _user_input(f"cannot load model {args.model}"):
+        # transformers.pipeline reads config.json before any Turbo code runs: check the folder first
+        # (and before the recognizer is loaded, which takes longer).
         check_model_folder(args.model)
-        return transformers.pipeline(TASK, model=args.model, asr_model=args.asr_model, device=args.device)
-    except (OSError, ValueError, KeyError) as err:
-        raise UserError(f"cannot load model {args.model}: {err}") from err
+    asr = None
+    if args.asr_model is not None:
+        with _user_input(f"cannot load --asr-model {args.asr_model}"):
+            asr = transformers.pipeline("automatic-speech-recognition", model=args.asr_model, device=device)
+    with _user_input(f"cannot load model {args.model}"):
+        pipe = transformers.pipeline(TASK, model=args.model, asr_model=asr, device=device)
+    # Whether the limit leaves the encoder enough samples depends on the model.
+    with _user_input("argument --max-duration"):
+        pipe.crop_length(args.max_duration)
+    return pipe
+
+
+def _report_cropped(count: int, args: argparse.Namespace) -> None:
+    if count:
+        print(
+            f"{count} clip(s) longer than --max-duration {args.max_duration:g} s were classified by their "
+            "centre (--max-duration none keeps whole clips)",
+            file=sys.stderr,
+        )
 
 
 class _Manifest:
@@ -138,6 +278,7 @@ class _Manifest:
         self, args: argparse.Namespace, labels: list[str] | None = None, split_required: bool = False
     ):
         self.path = Path(args.manifest)
+        self.cropped = 0  # rows longer than --max-duration, classified by their centre
         given = {
             option.name: getattr(args, option.name)
             for option in dataclasses.fields(ManifestOptions)
@@ -166,7 +307,7 @@ class _Manifest:
                 line_column=_LINE_COLUMN,
                 return_skipped=True,
             )
-        except FileNotFoundError as err:
+        except OSError as err:
             raise UserError(str(err)) from err
         if isinstance(self.data, DatasetDict):
             if args.split is None:
@@ -180,19 +321,21 @@ class _Manifest:
 
 
 def _classify_rows(
-    pipe, manifest: _Manifest, args: argparse.Namespace, top_k: int | None = None
+    pipe, manifest: _Manifest, args: argparse.Namespace
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], str | None]]:
-    """Yield (row, labels with scores, transcript made by ASR or None) per readable manifest row.
+    """Yield (row, every label with its score, best first; transcript made by ASR or None) per
+    readable manifest row.
 
     Audio is decoded here (through the one audio path) so that a bad file is pinned to its line; the
     pipeline then featurizes and classifies the decoded rows in batches.
     """
     from tqdm.auto import tqdm
 
-    from .audio import AudioDecodingError, check_long_enough, load_audio
+    from .audio import AudioDecodingError, check_long_enough, load_window
 
     rate = pipe.sampling_rate
-    chunk = max(1, args.batch_size) * 4
+    limit = pipe.crop_length(args.max_duration)
+    chunk = args.batch_size * 4
     progress = tqdm(total=len(manifest.data), unit="row", disable=args.no_progress, file=sys.stderr)
     with progress:
         for start in range(0, len(manifest.data), chunk):
@@ -200,7 +343,7 @@ def _classify_rows(
             for position in range(start, min(start + chunk, len(manifest.data))):
                 row = manifest.data[position]
                 try:
-                    waveform = load_audio(row["audio"], rate)
+                    waveform, length = load_window(row["audio"], rate, limit)
                     check_long_enough(waveform, pipe.model.min_audio_samples, rate)
                 except AudioDecodingError as err:
                     if not args.skip_bad_rows:
@@ -212,14 +355,16 @@ def _classify_rows(
                 text = row["text"] if row["text"] or pipe.asr is None else None
                 rows.append(row)
                 inputs.append({"audio": waveform, "sampling_rate": rate, "text": text})
-            outputs = pipe(inputs, batch_size=args.batch_size, top_k=top_k) if inputs else []
+                manifest.cropped += limit is not None and length > limit
+            outputs = pipe(inputs, batch_size=args.batch_size, max_duration=args.max_duration)
             for row, model_input, output in zip(rows, inputs, outputs):
                 transcribed = model_input["text"] is None
                 yield row, output["labels"], output["transcript"] if transcribed else None
             progress.update(min(chunk, len(manifest.data) - start))
 
 
-def _report_skipped(manifest: _Manifest) -> None:
+def _report_skipped(manifest: _Manifest, args: argparse.Namespace) -> None:
+    _report_cropped(manifest.cropped, args)
     if not manifest.skipped:
         return
     skipped = sorted(manifest.skipped)
@@ -231,7 +376,10 @@ def _report_skipped(manifest: _Manifest) -> None:
 
 
 def _open_output(path: str | None):
-    return open(path, "w", encoding="utf-8") if path else nullcontext(sys.stdout)
+    if path is None:
+        return nullcontext(sys.stdout)
+    with _user_input(f"cannot write --output {path}"):
+        return open(path, "w", encoding="utf-8")
 
 
 # -- commands ----------------------------------------------------------------------------------------------
@@ -242,25 +390,29 @@ def _predict(args: argparse.Namespace) -> None:
         raise UserError("predict --audio needs --text, or --asr-model to transcribe the audio")
     pipe = _load_pipeline(args)
     if args.audio is not None:
-        from .audio import AudioDecodingError
+        from .audio import load_window
 
-        try:
-            result = pipe({"audio": args.audio, "text": args.text}, top_k=args.top_k)
-        except AudioDecodingError as err:
-            raise UserError(str(err)) from err
+        # Decoded (and cropped) here, as manifest rows are, so that a clip that is cropped can be counted.
+        limit = pipe.crop_length(args.max_duration)
+        waveform, length = load_window(args.audio, pipe.sampling_rate, limit)
+        example = {"audio": waveform, "sampling_rate": pipe.sampling_rate, "text": args.text}
+        result = pipe(example, top_k=args.top_k, max_duration=args.max_duration)
         print(json.dumps(result, indent=2, ensure_ascii=False))
+        _report_cropped(int(limit is not None and length > limit), args)
         return
 
     manifest = _Manifest(args)
     with _open_output(args.output) as output:
         for row, labels, transcript in _classify_rows(pipe, manifest, args):
             record = {"id": row["id"], "label": labels[0]["label"], "score": labels[0]["score"]}
+            if args.top_k is not None:
+                record["labels"] = labels[: args.top_k]
             if args.all_scores:
                 record["scores"] = {item["label"]: item["score"] for item in labels}
             if transcript is not None:
                 record["transcript"] = transcript
             output.write(json.dumps(record, ensure_ascii=False) + "\n")
-    _report_skipped(manifest)
+    _report_skipped(manifest, args)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -294,17 +446,15 @@ def _evaluate(args: argparse.Namespace) -> None:
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-    _report_skipped(manifest)
+        with _user_input(f"cannot write --output {args.output}"):
+            Path(args.output).write_text(text + "\n", encoding="utf-8")
+    _report_skipped(manifest, args)
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .export import OnnxExportError, export_onnx
+    from .export import export_onnx
 
-    try:
-        info = export_onnx(args.model, args.onnx, opset=args.opset, overwrite=args.overwrite)
-    except OnnxExportError as err:
-        raise UserError(str(err)) from err
+    info = export_onnx(args.model, args.onnx, opset=args.opset, overwrite=args.overwrite)
     print(json.dumps(info, indent=2, ensure_ascii=False))
 
 
@@ -313,9 +463,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (UserError, ManifestError) as err:
+    except _input_errors() as err:
+        if args.debug:
+            raise
         # The loader's hint names its Python argument; on the command line it is a flag.
         message = str(err).replace("pass on_bad_row='skip'", "pass --skip-bad-rows")
+        # One line, whatever the message: transformers' loading errors span several.
+        message = "; ".join(line.strip() for line in message.splitlines() if line.strip())
         print(f"turbo-hf {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0

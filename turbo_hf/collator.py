@@ -18,12 +18,11 @@ import torch
 
 from .audio import (
     AudioDecodingError,
-    audio_length,
     check_long_enough,
     check_max_duration,
     check_sampling_rate,
-    crop_start,
     load_audio,
+    load_window,
     undecoded_audio_fix,
 )
 from .processing_turbo import TurboProcessor
@@ -79,10 +78,10 @@ class DecodeAndCrop:
     drawn from torch's global RNG each time a row is read (not restored on resume). Without
     `random_crop` (evaluation) the centre is kept; `max_duration=None` keeps the whole utterance.
     The window is chosen from the file header's length and only its frames are read and resampled
-    (`load_audio(..., offset=, max_duration=)`), so a long file costs `max_duration` seconds of
+    (`load_window`), so a long file costs `max_duration` seconds of
     memory. Rows stay undecoded in the dataset, so thousands of utterances cost no memory. The audio
     column holds paths or `datasets.Audio(decode=False)` dicts (`check_audio_column`).
-    `max_duration` must be None or a positive number of seconds (ValueError at construction).
+    `max_duration` must be None or a positive number of seconds (an error at construction).
     """
 
     sampling_rate: int
@@ -131,14 +130,13 @@ class DecodeAndCrop:
     def _decode_and_crop(
         self, audio: Any, limit: int | None, name: str, generator: torch.Generator | None
     ) -> np.ndarray:
-        # Crop before resampling: the start is drawn (crop_start, as crop_waveform draws it) from the
-        # length the header gives, and only that window is read and resampled.
-        rate = self.sampling_rate
+        # Crop before resampling (load_window): the start is drawn from the length the header gives,
+        # and only that window is read and resampled.
         with _naming(name):
-            if limit is None:
-                return load_audio(audio, rate)
-            start = crop_start(audio_length(audio, rate), limit, random=self.random_crop, generator=generator)
-            return load_audio(audio, rate, offset=start / rate, max_duration=self.max_duration)
+            waveform, _ = load_window(
+                audio, self.sampling_rate, limit, random=self.random_crop, generator=generator
+            )
+        return waveform
 
 
 @dataclass

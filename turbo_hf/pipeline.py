@@ -22,10 +22,14 @@ import numpy as np
 import torch
 from transformers import Pipeline, PreTrainedConfig
 from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.utils import logging
 
-from .audio import AudioDecodingError, check_long_enough, load_audio, resample
+from .audio import AudioDecodingError, check_long_enough, load_window, resample
 from .modeling_turbo import TurboForAudioTextClassification
+from .pipeline_options import DEFAULT_MAX_DURATION, check_max_duration, check_positive_int
 from .processing_turbo import TurboProcessor, text_length_limit
+
+logger = logging.get_logger(__name__)
 
 TASK = "audio-text-classification"
 
@@ -53,6 +57,12 @@ class AudioTextClassificationPipeline(Pipeline):
     labels), and the transcript the classifier read (the given text, or what `asr_model` heard).
     Scores are those of the model in evaluation mode: the pipeline puts the model in `eval()`.
 
+    A clip longer than `max_duration` seconds (default `DEFAULT_MAX_DURATION`, 30 s; None keeps whole
+    clips) is cropped to its centre, as evaluation crops with `eval_max_duration`, before it is
+    transcribed and classified, and a warning says so (once per limit): attention costs grow with the
+    square of the length, so a 10-minute clip would otherwise take minutes and gigabytes. The option
+    can be given when the pipeline is built or per call, like `top_k`.
+
     `batch_size > 1` featurizes a batch's audio together through the processor, as the training
     collator does (to its longest clip; Whisper with `audio_window="batch"`: to the batch window), and
     pads its transcripts with transformers' padding collator (so the tokenizer must pad on the right). Encoders whose front end
@@ -68,6 +78,8 @@ class AudioTextClassificationPipeline(Pipeline):
     _load_video_processor = False
 
     def __init__(self, *args, asr_model: Any = None, max_text_length: int | None = None, **kwargs):
+        if kwargs.get("batch_size") is not None:
+            check_positive_int(kwargs["batch_size"], "batch_size")
         super().__init__(*args, **kwargs)
         if not isinstance(self.processor, TurboProcessor):
             if self.tokenizer is None or self.feature_extractor is None:
@@ -106,33 +118,74 @@ class AudioTextClassificationPipeline(Pipeline):
 
     @property
     def sampling_rate(self) -> int:
-        return self.processor.sampling_rate
+        # The base class checks options given to the constructor before a TurboProcessor wraps a bare
+        # feature extractor: its rate is the same.
+        if isinstance(self.processor, TurboProcessor):
+            return self.processor.sampling_rate
+        return self.feature_extractor.sampling_rate
+
+    def crop_length(self, max_duration: float | None) -> int | None:
+        """Samples (at `sampling_rate`) that a clip keeps under `max_duration` seconds; None keeps all.
+
+        Raises TypeError / ValueError unless `max_duration` is a positive, finite number or None, and
+        ValueError when it keeps fewer samples than the audio encoder needs.
+        """
+        max_duration = check_max_duration(max_duration)
+        if max_duration is None:
+            return None
+        length = int(round(max_duration * self.sampling_rate))
+        needed = self.model.min_audio_samples
+        if needed is not None and length < needed:
+            raise ValueError(
+                f"max_duration={max_duration:g} s keeps {length} samples at {self.sampling_rate} Hz; the "
+                f"audio encoder needs at least {needed} samples ({needed / self.sampling_rate:.4f} s)"
+            )
+        return length
 
     def __call__(
-        self, inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]], **kwargs: Any
+        self,
+        inputs: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        batch_size: int | None = None,
+        **kwargs: Any,
     ) -> dict[str, Any] | list[dict[str, Any]]:
         """Classify one input or a list of inputs (see the class docstring for their form).
 
         Args:
-            inputs: `{"audio": ..., "text": str}` or a list of them.
-            top_k: number of labels returned per input, best first; None (default) returns all.
-            batch_size: inputs featurized and run through the model together.
+            inputs: `{"audio": ..., "text": str}` or a list of them; an empty list gives an empty list.
+            top_k: number of labels returned per input, best first (a positive integer); None (default)
+                returns all.
+            max_duration: seconds of each clip classified (its centre); None keeps whole clips. Default:
+                the value the pipeline was built with, else `DEFAULT_MAX_DURATION` (30 s).
+            batch_size: inputs featurized and run through the model together (a positive integer).
         """
-        return super().__call__(inputs, **kwargs)
+        if batch_size is not None:
+            check_positive_int(batch_size, "batch_size")
+        if isinstance(inputs, list) and not inputs:
+            # The base class reads inputs[0]; with nothing to classify the options are still checked.
+            kwargs.pop("num_workers", None)
+            self._sanitize_parameters(**kwargs)
+            return []
+        return super().__call__(inputs, batch_size=batch_size, **kwargs)
 
     def _sanitize_parameters(self, top_k: int | None = None, **kwargs):
+        preprocess_params, postprocess_params = {}, {}
+        # Absent, not None: None is a value (keep whole clips) that overrides the constructor's.
+        if "max_duration" in kwargs:
+            max_duration = kwargs.pop("max_duration")
+            self.crop_length(max_duration)
+            preprocess_params["max_duration"] = max_duration
         if kwargs:
             raise TypeError(
-                f"{TASK} pipeline got unexpected arguments {sorted(kwargs)}; it takes top_k and batch_size"
+                f"{TASK} pipeline got unexpected arguments {sorted(kwargs)}; it takes top_k, max_duration "
+                "and batch_size"
             )
-        postprocess_params = {}
         if top_k is not None:
-            if not isinstance(top_k, int) or top_k < 1:
-                raise ValueError(f"top_k must be a positive integer or None; got {top_k!r}")
-            postprocess_params["top_k"] = top_k
-        return {}, {}, postprocess_params
+            postprocess_params["top_k"] = check_positive_int(top_k, "top_k")
+        return preprocess_params, {}, postprocess_params
 
-    def preprocess(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    def preprocess(
+        self, inputs: Mapping[str, Any], max_duration: float | None = DEFAULT_MAX_DURATION
+    ) -> dict[str, Any]:
         """Decode one input, transcribe it if it has no text, and featurize it."""
         if not isinstance(inputs, Mapping) or "audio" not in inputs:
             found = sorted(inputs) if isinstance(inputs, Mapping) else type(inputs).__name__
@@ -147,11 +200,18 @@ class AudioTextClassificationPipeline(Pipeline):
             raise ValueError(f"'text' must be a string; got {type(text).__name__}")
         # Only an absent key means the model's rate: 0 or None is a mistake load_audio names.
         source_rate = inputs.get("sampling_rate", self.sampling_rate)
+        limit = self.crop_length(max_duration)
         try:
-            waveform = load_audio(inputs["audio"], self.sampling_rate, source_rate)
+            # Cropped before resampling: a long clip costs what its window costs.
+            waveform, length = load_window(inputs["audio"], self.sampling_rate, limit, source_rate)
             check_long_enough(waveform, self.model.min_audio_samples, self.sampling_rate)
         except AudioDecodingError as err:
             raise AudioDecodingError(f"{TASK} input: {err}") from err
+        if limit is not None and length > limit:
+            logger.warning_once(
+                f"{TASK}: clips longer than max_duration={max_duration:g} s are cropped to their centre "
+                f"{max_duration:g} s (max_duration=None keeps whole clips)"
+            )
         if text is None:
             text = self._transcribe(waveform)
         tokens = self.processor(text=[text], return_tensors="pt", max_length=self.max_text_length)

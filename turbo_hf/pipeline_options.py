@@ -1,0 +1,51 @@
+"""The rules for the pipeline's options (`top_k`, `batch_size`, `max_duration`) and their defaults.
+
+Standard library only, so that `turbo-hf` checks its flags with the same rules, and shows the same
+default, without importing torch. The "audio-text-classification" pipeline checks its keyword
+arguments with these functions, and `load_audio`, `DecodeAndCrop` and the recipes' `DataArguments`
+check their `max_duration` with the same one, so each rule and default is written once.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+# Seconds of audio the pipeline classifies per clip unless told otherwise: the centre is kept, as
+# evaluation crops. Attention makes the cost grow with the square of the length (a 10-minute clip
+# took 73 s and +0.7 GB on a tiny model); 30 s is twice training's default crop
+# (DataArguments.max_duration), Whisper's own window, and longer than nearly every utterance of the
+# emotion corpora the toolkit is used on, so those are classified whole.
+DEFAULT_MAX_DURATION = 30.0
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """`value` as an int; TypeError unless it is an integer (a bool is not), ValueError unless >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer; got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def check_max_duration(
+    value: Any, name: str = "max_duration", sampling_rate: int | None = None
+) -> float | None:
+    """`value` as seconds (a float), or None (keep whole clips); a positive, finite number otherwise
+    (a TypeError for another type, a ValueError for another number).
+
+    With `sampling_rate`, a duration shorter than one sample there is refused too."""
+    if value is None:
+        return None
+    expected = f"{name} must be a positive number of seconds or None (keep whole clips)"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{expected}; got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{expected}; got {value!r}")
+    if sampling_rate is not None and round(value * sampling_rate) < 1:
+        raise ValueError(f"{name}={value!r} s is less than one sample at {sampling_rate} Hz")
+    return float(value)
+
+
+__all__ = ["DEFAULT_MAX_DURATION", "check_max_duration", "check_positive_int"]
