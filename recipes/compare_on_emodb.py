@@ -227,7 +227,9 @@ def summarize(variant_dir: Path, manifest: Path, methods: list[str]) -> dict:
         rows.append("| " + " | ".join(cells) + " |")
     table = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows])
     (variant_dir / "summary.md").write_text(table + "\n")
-    (variant_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    from turbo_hf.json_files import write_json
+
+    write_json(variant_dir / "summary.json", summary)
     return {"table": table, "summary": summary}
 
 

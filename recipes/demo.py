@@ -130,7 +130,9 @@ def main(argv=None) -> None:
             results.setdefault(method, []).append(train(method, seed, run_dir, corpus, audio, text, args))
     table = format_table(results)
     (output_dir / "results.md").write_text(table + "\n")
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    from turbo_hf.json_files import write_json
+
+    write_json(output_dir / "results.json", results)
     print(
         f"\nSmoke test: every loss mode trains, saves and is scored end to end (synthetic tones + keyword "
         f"sentences, tiny RANDOM encoders, session protocol, fold {args.fold}).\n{table}\n{NOT_A_COMPARISON}"

@@ -148,6 +148,26 @@ def test_evaluate_binary_task_reports_acc_and_eer(corpus, tmp_path, capsys):
     assert 0.0 <= metrics["eer"] <= 1.0
 
 
+def test_evaluate_of_one_class_writes_strict_json_with_the_undefined_eer_as_null(corpus, tmp_path, capsys):
+    folder, rows = corpus
+    binary_dir = save_classifier(tmp_path / "binary", ["no", "yes"])
+    one_class = [{**row, "label": "yes", "split": "test"} for row in rows]
+    manifest = write_manifest(folder, one_class, name="one_class.csv")
+    output = tmp_path / "metrics.json"
+    assert (
+        main(["evaluate", binary_dir, "--manifest", manifest, "--split", "test", "--output", str(output)])
+        == 0
+    )
+
+    def refuse_constant(name):
+        raise AssertionError(f"{name} is not strict JSON")
+
+    for text in (capsys.readouterr().out, output.read_text()):
+        metrics = json.loads(text, parse_constant=refuse_constant)
+        assert metrics["eer"] is None  # one class: no false-acceptance rate, the EER is undefined
+        assert metrics["acc"] is not None
+
+
 def test_bad_rows_stop_with_file_and_line(model_dir, corpus, tmp_path, capsys):
     folder, rows = corpus
     (folder / "noise.wav").write_bytes(b"RIFF but not really a wav file")

@@ -8,7 +8,6 @@ dependency, imported only when a plot is asked for, always drawn off-screen with
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -363,12 +362,11 @@ def _jsonable(value: Any) -> Any:
 
 def save_analysis_json(results: Any, path: str | os.PathLike) -> Path:
     """Write analysis results (numbers, numpy values, tensors, nested dicts / lists) as indented JSON."""
-    from .metrics import strict_json
+    from .json_files import write_json
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Strict JSON: an undefined number (NaN) is written as null.
-    path.write_text(json.dumps(strict_json(results), indent=2, default=_jsonable, allow_nan=False) + "\n")
+    write_json(path, results, default=_jsonable)  # strict: an undefined number (NaN) is written as null
     return path
 
 

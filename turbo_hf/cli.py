@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -33,6 +32,7 @@ from typing import Any
 
 from .data.manifest_files import ManifestError
 from .data.manifest_options import ManifestOptions
+from .json_files import dumps
 from .pipeline_options import DEFAULT_MAX_DURATION, check_max_duration, check_positive_int
 
 EXIT_BAD_INPUT = 2
@@ -397,7 +397,7 @@ def _predict(args: argparse.Namespace) -> None:
         waveform, length = load_window(args.audio, pipe.sampling_rate, limit)
         example = {"audio": waveform, "sampling_rate": pipe.sampling_rate, "text": args.text}
         result = pipe(example, top_k=args.top_k, max_duration=args.max_duration)
-        print(json.dumps(result, indent=2, ensure_ascii=False))
+        print(dumps(result, indent=2, ensure_ascii=False))
         _report_cropped(int(limit is not None and length > limit), args)
         return
 
@@ -411,7 +411,7 @@ def _predict(args: argparse.Namespace) -> None:
                 record["scores"] = {item["label"]: item["score"] for item in labels}
             if transcript is not None:
                 record["transcript"] = transcript
-            output.write(json.dumps(record, ensure_ascii=False) + "\n")
+            output.write(dumps(record, ensure_ascii=False) + "\n")
     _report_skipped(manifest, args)
 
 
@@ -443,7 +443,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     # Scores first, then the matrix and per-class recall (UA is the mean of the recalls shown).
     errors = confusion_matrix(references, probabilities.argmax(axis=-1), num_classes=len(labels))
     metrics.update(confusion_report(errors, labels))
-    text = json.dumps(metrics, indent=2)
+    text = dumps(metrics, indent=2)  # strict JSON: an undefined EER (one class) is null
     print(text)
     if args.output:
         with _user_input(f"cannot write --output {args.output}"):
@@ -455,7 +455,7 @@ def _export(args: argparse.Namespace) -> None:
     from .export import export_onnx
 
     info = export_onnx(args.model, args.onnx, opset=args.opset, overwrite=args.overwrite)
-    print(json.dumps(info, indent=2, ensure_ascii=False))
+    print(dumps(info, indent=2, ensure_ascii=False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

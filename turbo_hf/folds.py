@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from transformers.utils import logging
 
-from .metrics import METRICS, confusion_report, strict_json
+from .json_files import write_json
+from .metrics import METRICS, confusion_report
 from .trainer import TurboTrainingArguments, last_checkpoint
 
 logger = logging.get_logger(__name__)
@@ -95,7 +96,7 @@ def summarize_folds(
     sections = ["\n".join(["| metric | mean ± std (%) | folds |", "|---|---|---|", *rows])]
     sections += _summarize_methods(fold_metrics, summary)
     sections += _summarize_confusion(fold_metrics, summary, output_dir)
-    (output_dir / "summary.json").write_text(json.dumps(strict_json(summary), indent=2, allow_nan=False))
+    write_json(output_dir / "summary.json", summary)
     (output_dir / "summary.md").write_text("\n\n".join(sections) + "\n")
     return summary
 

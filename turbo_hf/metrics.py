@@ -13,13 +13,14 @@ best-checkpoint choice, the model card and the recipes read it). Four entry poin
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import datasets
 import evaluate
 import numpy as np
+
+from .json_files import strict_json
 
 logger = logging.getLogger(__name__)
 
@@ -80,23 +81,6 @@ def greater_is_better(name: str) -> bool:
     if name in METRICS:
         return METRICS[name].greater_is_better
     return not name.endswith("loss")
-
-
-def strict_json(value: Any) -> Any:
-    """`value` ready for strict JSON (`json.dumps(..., allow_nan=False)`): every NaN or infinite number,
-    such as the EER of a split with one class, becomes None (null); numpy and torch scalars and arrays
-    become Python numbers and lists. Mappings, lists and tuples are converted throughout."""
-    if hasattr(value, "detach"):  # torch.Tensor, without importing torch here
-        value = value.detach().cpu().tolist()
-    if isinstance(value, Mapping):
-        return {key: strict_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [strict_json(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _as_array(values: Any, name: str) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -24,7 +23,8 @@ from .checkpoints import (
     checkpoint_save_error,
     newest_complete_checkpoint,
 )
-from .metrics import greater_is_better, strict_json
+from .json_files import strict_json, write_json
+from .metrics import greater_is_better
 from .modeling_turbo import TurboClassifierOutput
 from .sampling import DurationGroupedSampler
 
@@ -144,12 +144,7 @@ class _CropEpochCallback(TrainerCallback):
 
 
 def _write_json(path: str, value) -> None:
-    """Strict JSON (undefined numbers as null), replacing `path` at once: never a half-written file."""
-    text = json.dumps(strict_json(value), indent=2, sort_keys=True, allow_nan=False) + "\n"
-    partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(partial, path)
+    write_json(path, value, sort_keys=True)
 
 
 class TurboTrainer(Trainer):
