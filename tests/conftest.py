@@ -38,6 +38,16 @@ REAL_DIR_VARIABLE, WHISPER_DIR_VARIABLE, TEXT_DIR_VARIABLE = (
     "TURBO_HF_WHISPER_DIR",
     "TURBO_HF_TEXT_DIR",
 )
+# Values every `max_duration` refuses (pipeline, DecodeAndCrop, DataArguments), with their error type.
+BAD_MAX_DURATIONS = [
+    (0, ValueError),
+    (-1.0, ValueError),
+    (float("nan"), ValueError),
+    (float("inf"), ValueError),
+    ("10", TypeError),
+    (True, TypeError),
+]
+
 _DEFAULT_REAL_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "real"
 _WHAT_TO_SET = (
     f"set {REAL_DIR_VARIABLE} to a folder holding whisper-tiny.en/, emodb/ and tess-sample/ (the layout "

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import TurboModelTester
+from conftest import BAD_MAX_DURATIONS, TurboModelTester
 from transformers import (
     AutoModel,
     AutoProcessor,
@@ -305,17 +305,7 @@ def test_max_duration_keeps_the_centre_as_evaluation_crops(classifier, model_dir
     assert built_with_limit({"audio": waveform, "text": "hello"}) == centre
 
 
-@pytest.mark.parametrize(
-    "max_duration, error",
-    [
-        (0, ValueError),
-        (-1.0, ValueError),
-        (float("nan"), ValueError),
-        (float("inf"), ValueError),
-        (True, TypeError),
-        ("10", TypeError),
-    ],
-)
+@pytest.mark.parametrize("max_duration, error", BAD_MAX_DURATIONS)
 def test_max_duration_must_be_a_positive_finite_number(classifier, max_duration, error):
     with pytest.raises(error, match="max_duration must be a positive number of seconds or None"):
         classifier({"audio": _noise(0.5), "text": "hello"}, max_duration=max_duration)
