@@ -231,3 +231,71 @@ def test_an_offset_past_the_end_or_a_bad_window_is_refused_naming_the_argument(n
     ):
         with pytest.raises(ValueError, match=rf"{name}.*got {value!r}"):
             load_audio(noise_wav, 16000, **{name: value})
+
+
+# -- inputs that would be read as something they are not ---------------------------------------------
+def test_float_samples_far_past_full_scale_are_unscaled_integers_and_refused():
+    sine = (0.3 * np.sin(np.arange(16000) / 10)).astype(np.float32)
+    as_float_int16 = (sine * 32767).round().astype(np.float64)
+    with pytest.raises(AudioDecodingError, match=r"samples reach 9830.*divide int16 samples by 32768"):
+        load_audio((as_float_int16, 16000), 16000)
+    # The same samples as int16 are scaled, and float headroom a little past 1 is kept.
+    np.testing.assert_allclose(load_audio((as_float_int16.astype(np.int16), 16000), 16000), sine, atol=1e-4)
+    assert load_audio((1.5 * sine, 16000), 16000).max() == pytest.approx(0.45, abs=1e-3)
+    # Standardised waveforms (unit variance, as feature extractors normalise) are kept as well.
+    standardised = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 3
+    np.testing.assert_array_equal(load_audio((standardised, 16000), 16000), standardised)
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [((2, 2), r"\(2, 2\) waveform is ambiguous"), ((64, 16000), r"64 channels .*a batch of waveforms")],
+)
+def test_2d_arrays_whose_channel_axis_cannot_be_told_are_refused(shape, message):
+    with pytest.raises(AudioDecodingError, match=message):
+        load_audio((np.full(shape, 0.1, np.float32), 16000), 16000)
+    # (channels, samples) and (samples, channels) are both read as their channel mean.
+    stereo = np.stack([np.full(1600, 0.2), np.full(1600, -0.6)]).astype(np.float32)
+    np.testing.assert_allclose(load_audio((stereo, 16000), 16000), -0.2, atol=1e-6)
+    np.testing.assert_allclose(load_audio((stereo.T, 16000), 16000), -0.2, atol=1e-6)
+
+
+def test_an_empty_2d_array_is_empty_not_nan():
+    with pytest.raises(AudioDecodingError, match=r"is empty \(shape \(0, 2\)\)"):
+        load_audio((np.zeros((0, 2), np.float32), 16000), 16000)
+
+
+def test_a_wav_file_cut_off_before_its_declared_data_is_named(tmp_path):
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, 0.1 * np.random.default_rng(0).standard_normal(160_000), 16000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:32_004])
+    for read in (lambda: audio_duration(cut), lambda: load_audio(cut, 16000)):
+        with pytest.raises(
+            AudioDecodingError, match=r"cut\.wav is cut off: its header declares 320000 bytes"
+        ):
+            read()
+    assert audio_duration(whole) == 10.0
+
+
+def test_a_wav_written_by_a_streaming_writer_is_read(tmp_path):
+    """Writers that cannot seek back leave 0xFFFFFFFF as the data size: not a cut-off file."""
+    path = tmp_path / "stream.wav"
+    sf.write(path, np.full(1600, 0.1, np.float32), 16000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"data") + 4
+    data[at : at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    assert load_audio(path, 16000).shape == (1600,)
+
+
+def test_a_folder_or_an_empty_path_is_named_as_such(tmp_path):
+    with pytest.raises(AudioDecodingError, match=r"is a folder, not an audio file"):
+        load_audio(tmp_path, 16000)
+    with pytest.raises(AudioDecodingError, match=r"the audio path is empty"):
+        load_audio("", 16000)
+
+
+def test_a_dict_with_bytes_and_a_path_names_the_path_when_its_bytes_are_bad(tmp_path):
+    with pytest.raises(AudioDecodingError, match=r"cannot decode audio clip\.wav"):
+        load_audio({"path": "clip.wav", "bytes": b"not audio at all"}, 16000)

@@ -316,3 +316,8 @@ def test_max_duration_shorter_than_the_encoder_needs_is_named(classifier, model_
         classifier({"audio": _noise(0.5), "text": "hello"}, max_duration=0.001)
     with pytest.raises(ValueError, match="max_duration=0.001"):
         pipeline(TASK, model=model_dir, device="cpu", max_duration=0.001)
+
+
+def test_a_max_text_length_that_holds_no_word_is_refused_when_the_pipeline_is_built(model_dir):
+    with pytest.raises(ValueError, match=r"max_text_length=1 leaves no room for a transcript"):
+        pipeline(TASK, model=model_dir, device="cpu", max_text_length=1)

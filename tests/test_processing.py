@@ -305,3 +305,57 @@ def test_processor_truncates_transcripts_to_what_the_text_encoder_takes(tmp_path
     # A tokenizer's own limit (as a trained model's processor saves it) is the default too.
     tester.processor.tokenizer.model_max_length = 32
     assert tester.processor(text=[words])["input_ids"].shape[1] == 32
+
+
+@pytest.mark.parametrize(
+    "length, error",
+    [(0, ValueError), (2, ValueError), (-1, ValueError), ("128", TypeError), (2.5, TypeError)],
+)
+def test_a_text_length_that_leaves_no_room_for_a_word_is_refused_where_it_is_given(tester, length, error):
+    # BERT's tokenizer adds [CLS] and [SEP]: 2 tokens hold no word, and tokenizers would keep the whole text.
+    with pytest.raises(error, match=r"DataCollatorForAudioText\.max_text_length"):
+        DataCollatorForAudioText(tester.processor, max_text_length=length)
+    with pytest.raises(error, match=r"max_length"):
+        tester.processor(text=["hello world"], max_length=length)
+    assert tester.processor(text=["hello world"], max_length=3)["input_ids"].shape[1] == 3
+
+
+@pytest.mark.parametrize("text", [float("nan"), 3, b"bytes", ["hello", "world"]])
+def test_a_transcript_that_is_not_a_string_names_the_example(tester, text):
+    examples = [
+        {"id": "u1", "audio": tester.waveforms([0.5])[0], "text": "fine", "label": 0},
+        {"id": "u2", "audio": tester.waveforms([0.5])[0], "text": text, "label": 1},
+    ]
+    with pytest.raises(TypeError, match=r"example u2: a transcript must be a string"):
+        DataCollatorForAudioText(tester.processor)(examples)
+    with pytest.raises(TypeError, match=r"text\[1\]: a transcript must be a string"):
+        tester.processor(text=["fine", text])
+
+
+def test_a_misspelt_label_column_is_named_not_taken_for_prediction(tester):
+    examples = [{"audio": tester.waveforms([0.5])[0], "text": "hi", "label": 1}]
+    with pytest.raises(
+        KeyError, match=r"no example of the batch has a 'labels' field, but they have 'label'"
+    ):
+        DataCollatorForAudioText(tester.processor, label_column="labels")(examples)
+    # Examples without any label field are for prediction.
+    unlabelled = [{"audio": tester.waveforms([0.5])[0], "text": "hi", "id": "u1"}]
+    assert "labels" not in DataCollatorForAudioText(tester.processor)(unlabelled)
+
+
+def test_a_torch_waveform_is_taken_as_decoded_like_a_numpy_one(tester):
+    waveform = tester.waveforms([0.5])[0]
+    collator = DataCollatorForAudioText(tester.processor)
+    from_numpy = collator([{"audio": waveform, "text": "hi", "label": 0}])
+    from_torch = collator([{"audio": torch.from_numpy(waveform), "text": "hi", "label": 0}])
+    torch.testing.assert_close(from_numpy["input_values"], from_torch["input_values"])
+
+
+def test_decode_and_crop_names_a_missing_column_a_short_id_list_and_a_non_bool_random_crop(write_wav):
+    path = str(write_wav("a.wav", seconds=0.5))
+    with pytest.raises(KeyError, match=r"no 'audio' column; found \['wav'\]"):
+        DecodeAndCrop(16000)({"wav": [path]})
+    with pytest.raises(ValueError, match=r"2 'audio' values but 1 'id' values"):
+        DecodeAndCrop(16000)({"audio": [path, path], "id": ["u1"]})
+    with pytest.raises(TypeError, match=r"random_crop must be True or False; got 'no'"):
+        DecodeAndCrop(16000, random_crop="no")

@@ -11,6 +11,7 @@ import io
 import math
 import numbers
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple
@@ -40,6 +41,15 @@ _INTEGER_PCM = {
 # Frames, at the lower of the two rates, read on each side of a window so that soxr's filter has the
 # context it has inside the whole file: 256 gives the samples of resampling the whole file to ~1e-6.
 _RESAMPLING_CONTEXT = 256
+# Float samples are in [-1, 1]; resampling, float files with headroom and standardised waveforms
+# (zero mean, unit variance: peaks of 5 to 30 in speech) go past it. Peaks beyond 100 are integer PCM
+# cast to float without scaling: int16 speech peaks in the thousands.
+MAX_FLOAT_PEAK = 100.0
+# Channels a recording may have (beyond surround and small microphone arrays): a wider 2-D array is a
+# batch of waveforms, which would be averaged into one.
+MAX_CHANNELS = 32
+# The data sizes that streaming writers put in a WAV header before the length is known.
+_STREAMING_WAV_SIZES = (0, 0xFFFFFFFF)
 
 
 class AudioDecodingError(ValueError):
@@ -110,6 +120,18 @@ def _check_layout(shape: tuple[int, ...]) -> None:
         raise AudioDecodingError(
             f"expected a 1-D or 2-D (samples x channels, or channels x samples) waveform, got shape {shape}"
         )
+    if len(shape) == 2 and 0 not in shape:
+        channels, samples = sorted(shape)
+        if channels == samples:
+            raise AudioDecodingError(
+                f"a {shape} waveform is ambiguous: the channel axis is the shorter one; pass a 1-D array "
+                "or one with more samples than channels"
+            )
+        if channels > MAX_CHANNELS:
+            raise AudioDecodingError(
+                f"a {shape} waveform would have {channels} channels (more than {MAX_CHANNELS}): a batch "
+                "of waveforms? pass them one by one"
+            )
 
 
 def resample(waveform: np.ndarray, orig_sampling_rate: int, target_sampling_rate: int) -> np.ndarray:
@@ -139,6 +161,22 @@ def _as_float32(array: np.ndarray, name: str) -> np.ndarray:
     )
 
 
+def _check_wav_complete(opened: sf.SoundFile, name: str) -> None:
+    """A WAV file holds the data its header declares: libsndfile reads a cut-off file as a shorter
+    one and only says so in its log ("data : 320000 (should be 31960)")."""
+    if opened.format != "WAV":
+        return
+    declared = re.search(r"^data : (\d+) \(should be (\d+)\)", opened.extra_info, re.MULTILINE)
+    if declared is None:
+        return
+    expected, present = int(declared.group(1)), int(declared.group(2))
+    if expected > present and expected not in _STREAMING_WAV_SIZES:
+        raise AudioDecodingError(
+            f"audio {name} is cut off: its header declares {expected} bytes of samples, the file holds "
+            f"{present} ({present / expected:.0%}); re-export or re-download it"
+        )
+
+
 class _Source(NamedTuple):
     """An opened input: its rate and length in frames, and a reader of frames [start, stop) as mono
     float32 (stop None: to the end) that reads nothing else."""
@@ -150,10 +188,15 @@ class _Source(NamedTuple):
 
 
 @contextmanager
-def _open_file(source: str | os.PathLike | bytes, failure: str) -> Iterator[_Source]:
-    name = _describe(source)
-    if isinstance(source, (str, os.PathLike)) and not os.path.isfile(source):
-        raise AudioDecodingError(f"audio file not found: {name}")
+def _open_file(source: str | os.PathLike | bytes, failure: str, name: str | None = None) -> Iterator[_Source]:
+    name = name or _describe(source)
+    if isinstance(source, (str, os.PathLike)):
+        if not os.fspath(source):
+            raise AudioDecodingError("the audio path is empty")
+        if os.path.isdir(source):
+            raise AudioDecodingError(f"audio path {name} is a folder, not an audio file")
+        if not os.path.isfile(source):
+            raise AudioDecodingError(f"audio file not found: {name}")
     handle = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray)) else source
     try:
         opened = sf.SoundFile(handle)
@@ -161,6 +204,7 @@ def _open_file(source: str | os.PathLike | bytes, failure: str) -> Iterator[_Sou
         raise AudioDecodingError(f"{failure} {name}: {err}") from err
     with opened:
         rate = _check_header_rate(opened.samplerate, name)
+        _check_wav_complete(opened, name)
 
         def read(start: int, stop: int | None) -> np.ndarray:
             try:
@@ -181,6 +225,8 @@ def _array_source(array: Any, sampling_rate: Any, what: str, name: str) -> _Sour
     array = np.asarray(array)
     rate = check_sampling_rate(sampling_rate, what)
     _check_layout(array.shape)
+    if array.size == 0:
+        raise AudioDecodingError(f"audio {name} is empty (shape {array.shape})")
     # The time axis is the longer one (see `to_mono`); only the window read is converted.
     time_axis = 0 if array.ndim == 1 or array.shape[0] >= array.shape[1] else 1
 
@@ -217,7 +263,8 @@ def _open(source: AudioSource, sampling_rate: Any, failure: str = "cannot decode
             return
         key = "bytes" if source.get("bytes") is not None else "path" if source.get("path") else None
         if key is not None:
-            with _open_file(source[key], failure) as opened:
+            # Bytes are read first; a dict that also has a path is named by it.
+            with _open_file(source[key], failure, name if source.get("path") else None) as opened:
                 yield opened
             return
         raise AudioDecodingError(
@@ -293,8 +340,9 @@ def load_audio(
     `offset` and `max_duration` (seconds) select a window: only its frames are read from the file
     and resampled, so a long (or mislabelled) file costs what the window costs. Raises
     `AudioDecodingError` naming the input when it is missing, undecodable, empty, holds NaN / inf (in
-    the part read), or has a sampling rate outside MIN_SAMPLING_RATE..MAX_SAMPLING_RATE (1 kHz to
-    384 kHz).
+    the part read), has a sampling rate outside MIN_SAMPLING_RATE..MAX_SAMPLING_RATE (1 kHz to
+    384 kHz), float samples beyond MAX_FLOAT_PEAK (100: unscaled integer PCM), more than MAX_CHANNELS
+    (32) channels or a square 2-D shape, or is a WAV file cut off before the data its header declares.
     """
     offset = _seconds(offset, "offset", allow_zero=True)
     max_duration = check_max_duration(max_duration)
@@ -308,6 +356,12 @@ def load_audio(
         raise AudioDecodingError(f"audio {name} is empty (0 samples)")
     if not np.isfinite(waveform).all():
         raise AudioDecodingError(f"audio {name} holds NaN or infinite samples")
+    peak = float(np.abs(waveform).max())
+    if peak > MAX_FLOAT_PEAK:
+        raise AudioDecodingError(
+            f"audio {name}: samples reach {peak:g}, far outside [-1, 1]: integer PCM cast to float without "
+            "scaling? divide int16 samples by 32768 (or pass the int16 array itself, which is scaled)"
+        )
     return waveform
 
 

@@ -25,7 +25,8 @@ from .audio import (
     load_window,
     undecoded_audio_fix,
 )
-from .processing_turbo import TurboProcessor
+from .configuration_rules import closest
+from .processing_turbo import TurboProcessor, check_text_length, check_transcripts
 
 
 @contextmanager
@@ -114,13 +115,25 @@ class DecodeAndCrop:
 
     def __post_init__(self):
         self.sampling_rate = check_sampling_rate(self.sampling_rate, "DecodeAndCrop.sampling_rate")
+        if not isinstance(self.random_crop, bool):
+            raise TypeError(f"DecodeAndCrop.random_crop must be True or False; got {self.random_crop!r}")
         self.max_duration = check_max_duration(
             self.max_duration, "DecodeAndCrop.max_duration", self.sampling_rate
         )
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         limit = None if self.max_duration is None else int(round(self.max_duration * self.sampling_rate))
+        if self.audio_column not in batch:
+            raise KeyError(
+                f"DecodeAndCrop: the rows have no {self.audio_column!r} column; found {sorted(batch)} "
+                "(pass audio_column=...)"
+            )
         names = batch.get("id") or [f"#{index}" for index in range(len(batch[self.audio_column]))]
+        if len(names) != len(batch[self.audio_column]):
+            raise ValueError(
+                f"DecodeAndCrop: the batch holds {len(batch[self.audio_column])} {self.audio_column!r} "
+                f"values but {len(names)} 'id' values; every column of a batch has one value per row"
+            )
         batch[self.audio_column] = [
             self._decode_and_crop(audio, limit, name, self._crop_generator(audio))
             for audio, name in zip(batch[self.audio_column], names)
@@ -168,6 +181,9 @@ class DataCollatorForAudioText:
     num_labels: int | None = None
 
     def __post_init__(self):
+        self.max_text_length = check_text_length(
+            self.max_text_length, self.processor.tokenizer, "DataCollatorForAudioText.max_text_length"
+        )
         valid = (
             isinstance(self.num_labels, int) and not isinstance(self.num_labels, bool) and self.num_labels > 0
         )
@@ -183,8 +199,10 @@ class DataCollatorForAudioText:
 
     def _waveform(self, example: Mapping[str, Any], position: int) -> np.ndarray:
         audio = self._field(example, self.audio_column, position)
-        name = example.get("id", f"#{position} of the batch")
+        name = self._name(example, position)
         rate = self.processor.sampling_rate
+        if isinstance(audio, torch.Tensor):  # decoded by the caller, as a numpy waveform would be
+            audio = audio.detach().cpu().float().numpy()
         with _naming(name):
             waveform = audio if isinstance(audio, np.ndarray) else load_audio(audio, rate)
             check_long_enough(waveform, self.min_samples, rate)
@@ -193,7 +211,9 @@ class DataCollatorForAudioText:
     def __call__(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         waveforms = [self._waveform(example, position) for position, example in enumerate(examples)]
         # None is an utterance without a transcript, encoded like the empty transcript.
-        texts = [self._field(example, self.text_column, i) or "" for i, example in enumerate(examples)]
+        texts = [self._field(example, self.text_column, i) for i, example in enumerate(examples)]
+        texts = ["" if text is None else text for text in texts]
+        check_transcripts(texts, [f"example {self._name(example, i)}" for i, example in enumerate(examples)])
         batch = dict(
             self.processor(
                 audio=waveforms,
@@ -206,6 +226,7 @@ class DataCollatorForAudioText:
         labels = [example.get(self.label_column) for example in examples]
         unlabelled = [position for position, label in enumerate(labels) if label is None]
         if len(unlabelled) == len(labels):  # prediction: no labels at all
+            self._check_no_label_elsewhere(examples)
             return batch
         if unlabelled:
             # A partly labelled batch would train on the contrastive loss alone without a word.
@@ -225,6 +246,24 @@ class DataCollatorForAudioText:
         self._check_label_range(examples, labels)
         batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch
+
+    @staticmethod
+    def _name(example: Mapping[str, Any], position: int) -> str:
+        return str(example.get("id", f"#{position} of the batch"))
+
+    def _check_no_label_elsewhere(self, examples: Sequence[Mapping[str, Any]]) -> None:
+        """A batch without `label_column` is for prediction, unless its examples hold labels under a
+        near name ('labels' for 'label'): a misspelt column would train on the contrastive loss alone."""
+        fields = set().union(*(example.keys() for example in examples)) - {
+            self.audio_column,
+            self.text_column,
+        }
+        near = closest(self.label_column, fields, cutoff=0.8)
+        if near is not None:
+            raise KeyError(
+                f"no example of the batch has a {self.label_column!r} field, but they have {near!r}: pass "
+                f"label_column={near!r} (examples without labels are for prediction)"
+            )
 
     def _check_label_range(self, examples: Sequence[Mapping[str, Any]], labels: list[int]) -> None:
         top = self.num_labels

@@ -27,7 +27,7 @@ from transformers.utils import logging
 from .audio import AudioDecodingError, check_long_enough, load_window, resample
 from .modeling_turbo import TurboForAudioTextClassification
 from .pipeline_options import DEFAULT_MAX_DURATION, check_max_duration, check_positive_int
-from .processing_turbo import TurboProcessor, text_length_limit
+from .processing_turbo import TurboProcessor, check_text_length, text_length_limit
 
 logger = logging.get_logger(__name__)
 
@@ -96,6 +96,7 @@ class AudioTextClassificationPipeline(Pipeline):
         self.processor.check_model_config(self.model.config)
         self.model.eval()
         self.asr = self._build_asr(asr_model)
+        max_text_length = check_text_length(max_text_length, self.tokenizer, "max_text_length")
         self.max_text_length = max_text_length or text_length_limit(
             self.tokenizer, self.model.config.text_config
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from transformers import AutoConfig, AutoFeatureExtractor, AutoTokenizer, BatchFeature, ProcessorMixin
@@ -29,6 +31,30 @@ def text_length_limit(tokenizer, text_config=None) -> int | None:
     if positions:
         limits.append(positions - _POSITION_OFFSET)
     return min(limits) if limits else None
+
+
+def check_text_length(value: Any, tokenizer, name: str = "max_length") -> int | None:
+    """`value` as a number of tokens that leaves room for at least one word piece beside the special
+    tokens the tokenizer adds ([CLS] and [SEP] for BERT); None (no limit given) passes."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer number of tokens or None; got {value!r}")
+    special = tokenizer.num_special_tokens_to_add(pair=False)
+    if value <= special:
+        raise ValueError(
+            f"{name}={value} leaves no room for a transcript: the tokenizer adds {special} special "
+            f"token(s); pass at least {special + 1}, or None for the text encoder's limit"
+        )
+    return int(value)
+
+
+def check_transcripts(texts: Sequence[Any], names: Sequence[str] | None = None) -> None:
+    """Each transcript is a string (None, an utterance without one, is the caller's to replace)."""
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            where = names[position] if names is not None else f"text[{position}]"
+            raise TypeError(f"{where}: a transcript must be a string; got {type(text).__name__} {text!r:.60}")
 
 
 class TurboProcessor(ProcessorMixin):
@@ -138,6 +164,8 @@ class TurboProcessor(ProcessorMixin):
         if text is not None:
             if isinstance(text, str):
                 text = [text]
+            check_transcripts(text)
+            max_length = check_text_length(max_length, self.tokenizer)
             if truncation and max_length is None:
                 max_length = text_length_limit(self.tokenizer)
             encoded = self.tokenizer(
