@@ -223,7 +223,8 @@ def test_usage_errors_exit_with_code_2(model_dir, corpus, capsys):
     folder, _ = corpus
     assert main(["predict", model_dir, "--audio", str(folder / "utt0.wav")]) == EXIT_BAD_INPUT
     assert "--text" in capsys.readouterr().err
-    assert main(["predict", str(folder / "no_model"), "--audio", "a.wav", "--text", "x"]) == EXIT_BAD_INPUT
+    audio = str(folder / "utt0.wav")
+    assert main(["predict", str(folder / "no_model"), "--audio", audio, "--text", "x"]) == EXIT_BAD_INPUT
     assert "cannot load model" in capsys.readouterr().err
 
 
@@ -494,3 +495,29 @@ def test_an_error_that_is_no_input_error_keeps_its_traceback(model_dir, corpus, 
     folder, _ = corpus
     with pytest.raises(ValueError, match="shapes do not match"):
         main(["predict", model_dir, "--audio", str(folder / "utt0.wav"), "--text", "hi"])
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_output_naming_the_manifest_is_refused_and_the_manifest_kept(model_dir, corpus, capsys, command):
+    folder, rows = corpus
+    manifest = write_manifest(folder, rows, name=f"keep_{command}.csv")
+    before = open(manifest, encoding="utf-8").read()
+    args = [command, model_dir, "--manifest", manifest, "--output", manifest]
+    if command == "evaluate":
+        args += ["--split", "test"]
+    assert main(args) == EXIT_BAD_INPUT
+    assert "is the --manifest file" in one_error_line(capsys, f"turbo-hf {command}")
+    assert open(manifest, encoding="utf-8").read() == before
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [("-", "standard input is not supported"), ("folder", "is a folder"), ("gone.csv", "file not found")],
+)
+def test_the_files_named_are_checked_before_the_model_loads(corpus, tmp_path, capsys, name, message):
+    (tmp_path / "folder").mkdir()
+    path = name if name == "-" else str(tmp_path / name)
+    # The model folder does not exist either: the manifest is named first, before seconds of loading.
+    assert main(["predict", str(tmp_path / "no_model"), "--manifest", path]) == EXIT_BAD_INPUT
+    line = one_error_line(capsys, "turbo-hf predict")
+    assert f"--manifest {path}" in line and message in line

@@ -186,3 +186,23 @@ def test_save_for_hub_with_overwrite_lists_only_what_it_wrote_and_leaves_other_f
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no staging folder left behind
     # Saving again into a folder holding only what an earlier save wrote needs no flag.
     assert save_for_hub(model, tester.processor, tmp_path / "fresh") == fresh
+
+
+def test_save_for_hub_keeps_a_hand_written_card_unless_told(model, tester, tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "README.md").write_text("# my own card\n")
+    with pytest.raises(FileExistsError, match=r"README.md \(a model card this library did not write\)"):
+        save_for_hub(model, tester.processor, folder)
+    assert (folder / "README.md").read_text() == "# my own card\n"
+    save_for_hub(model, tester.processor, folder, overwrite=True)
+    # The card of an earlier save is replaced without the flag.
+    assert "README.md" in save_for_hub(model, tester.processor, folder)
+
+
+@pytest.mark.parametrize("repo_id", ["my user/my model", "a/b/c", "-bad-/x"])
+def test_a_repo_id_the_hub_refuses_is_named_before_anything_is_written(model, tester, tmp_path, repo_id):
+    with pytest.raises(ValueError, match=r"is not a Hub repository id"):
+        build_model_card(model, repo_id=repo_id)
+    with pytest.raises(ValueError, match=r"is not a Hub repository id"):
+        save_for_hub(model, tester.processor, tmp_path / "export", repo_id=repo_id)

@@ -530,3 +530,27 @@ def test_configs_saved_before_per_modality_dropout_load_with_the_dropout_they_ha
     assert loaded.audio_window == "full" and loaded.feature_norm is None
     model = TurboForAudioTextClassification(loaded)
     assert model.projection_dropout.p == saved_dropout
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_audio_text_and_labels_of_different_batch_sizes_are_refused(tester, training):
+    model = tester.model().train(training)
+    inputs = tester.inputs(batch_size=4)
+    two_texts = tester.processor(text=["a", "b"])
+    mismatched = {
+        **inputs,
+        "input_ids": two_texts["input_ids"],
+        "attention_mask": two_texts["attention_mask"],
+    }
+    mismatched["token_type_ids"] = two_texts["token_type_ids"]
+    with pytest.raises(ValueError, match=r"got 4 audio rows, 2 input_ids rows, 4 labels rows"):
+        model(**mismatched)
+    with pytest.raises(ValueError, match=r"4 input_ids rows, 3 labels rows"):
+        model(**{**inputs, "labels": inputs["labels"][:3]})
+
+
+def test_the_processor_pairs_as_many_clips_as_transcripts(tester):
+    with pytest.raises(ValueError, match=r"2 audio clip\(s\) but 1 transcript\(s\)"):
+        tester.processor(audio=tester.waveforms([0.5, 0.5]), text="hello")
+    with pytest.raises(ValueError, match=r"3 audio clip\(s\) but 2 transcript\(s\)"):
+        tester.processor(audio=tester.waveforms([0.5, 0.5, 0.5]), text=["a", "b"])

@@ -321,3 +321,24 @@ def test_max_duration_shorter_than_the_encoder_needs_is_named(classifier, model_
 def test_a_max_text_length_that_holds_no_word_is_refused_when_the_pipeline_is_built(model_dir):
     with pytest.raises(ValueError, match=r"max_text_length=1 leaves no room for a transcript"):
         pipeline(TASK, model=model_dir, device="cpu", max_text_length=1)
+
+
+@pytest.mark.parametrize(
+    "key, meant", [("sample_rate", "sampling_rate"), ("sr", "sampling_rate"), ("transcript", "text")]
+)
+def test_a_look_alike_key_for_an_absent_input_key_is_named(classifier, key, meant):
+    example = {"audio": _noise(0.5, rate=8000), key: 8000 if meant == "sampling_rate" else "hello"}
+    if meant == "sampling_rate":
+        example["text"] = "hello"
+    with pytest.raises(ValueError, match=rf"has '{key}' but no '{meant}'"):
+        classifier(example)
+    # Extra keys that stand for nothing (a dataset row's id and label) are fine.
+    assert classifier({"audio": _noise(0.5), "text": "hi", "id": "u1", "label": 2})["labels"]
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps", "meta", 0, "tpu"])
+def test_a_device_this_machine_lacks_is_named_before_the_model_moves(model_dir, device):
+    if device != "meta" and device != "tpu" and torch.accelerator.is_available():
+        pytest.skip("this machine has an accelerator")
+    with pytest.raises(ValueError, match=rf"device {device}: .*use cpu"):
+        pipeline(TASK, model=model_dir, device=device)

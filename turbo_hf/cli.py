@@ -33,7 +33,7 @@ from typing import Any
 from .data.manifest_files import ManifestError
 from .data.manifest_options import ManifestOptions
 from .json_files import dumps
-from .pipeline_options import DEFAULT_MAX_DURATION, check_max_duration, check_positive_int
+from .pipeline_options import DEFAULT_MAX_DURATION, check_device, check_max_duration, check_positive_int
 
 EXIT_BAD_INPUT = 2
 # Added to each manifest row by the loader so that a row that fails later is still named file:line.
@@ -208,27 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- shared steps ----------------------------------------------------------------------------------------
 def _check_device(device: str | None):
-    """`--device` as a torch.device (a bare index: the accelerator's), refused unless this machine has it."""
-    if device is None:
-        return None
-    import torch
-
-    try:
-        parsed = torch.device(int(device) if device.isdigit() else device)
-    except RuntimeError as err:
-        raise UserError(f"--device {device}: {err}") from err
-    if parsed.type == "cpu":
-        return parsed
-    backend = getattr(torch, parsed.type, None)
-    if backend is None or not hasattr(backend, "is_available") or not backend.is_available():
-        raise UserError(f"--device {device}: this machine has no {parsed.type} device (try --device cpu)")
-    count = backend.device_count() if hasattr(backend, "device_count") else 1
-    if parsed.index is not None and parsed.index >= count:
-        raise UserError(
-            f"--device {device}: this machine has {count} {parsed.type} device(s), "
-            f"{parsed.type}:0 to {parsed.type}:{count - 1}"
-        )
-    return parsed
+    """`--device` as a torch.device, refused (one line) unless this machine has it."""
+    with _user_input("argument --device"):
+        return check_device(device, "--device")
 
 
 def _load_pipeline(args: argparse.Namespace):
@@ -382,12 +364,33 @@ def _open_output(path: str | None):
         return open(path, "w", encoding="utf-8")
 
 
+def _check_files(args: argparse.Namespace) -> None:
+    """The files named on the command line, checked before the model loads (seconds) rather than after."""
+    manifest = getattr(args, "manifest", None)
+    for flag, path in (("--manifest", manifest), ("--audio", getattr(args, "audio", None))):
+        if path is None:
+            continue
+        if path == "-":
+            raise UserError(f"{flag} -: reading from standard input is not supported; pass a file")
+        if os.path.isdir(path):
+            raise UserError(f"{flag} {path} is a folder; pass a file")
+        if not os.path.isfile(path):
+            raise UserError(f"{flag} {path}: file not found")
+    output = getattr(args, "output", None)
+    if output is not None and manifest is not None and os.path.exists(output):
+        if os.path.samefile(output, manifest):
+            raise UserError(
+                f"--output {output} is the --manifest file: it would be overwritten; pick another path"
+            )
+
+
 # -- commands ----------------------------------------------------------------------------------------------
 def _predict(args: argparse.Namespace) -> None:
     if (args.audio is None) == (args.manifest is None):
         raise UserError("predict needs exactly one of --audio (one file) or --manifest (many rows)")
     if args.audio is not None and args.text is None and args.asr_model is None:
         raise UserError("predict --audio needs --text, or --asr-model to transcribe the audio")
+    _check_files(args)
     pipe = _load_pipeline(args)
     if args.audio is not None:
         from .audio import load_window
@@ -418,6 +421,7 @@ def _predict(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     if args.manifest is None:
         raise UserError("evaluate needs --manifest, a labelled CSV / TSV / JSONL file")
+    _check_files(args)
     import numpy as np
 
     from .metrics import confusion_matrix, confusion_report, score_probabilities

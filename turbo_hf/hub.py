@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers.utils import logging
 
 from .metrics import METRICS, PAPER_CITATION
@@ -107,6 +109,8 @@ def build_model_card(
     reported. `base_model_ids` defaults to the encoders' hub ids when the model was built from them.
     `repo_id` names the model in the card and its usage examples.
     """
+    if repo_id is not None:
+        _check_repo_id(repo_id)
     config = model.config
     labels = label_names(config)
     base_models = list(base_model_ids) if base_model_ids is not None else _encoder_ids(model)
@@ -258,6 +262,9 @@ def save_for_hub(
         (staging / "README.md").write_text(card, encoding="utf-8")
         written = _files(staging)
         others = sorted(set(_files(folder, leave_out=staging)) - set(written))
+        if not overwrite and not _is_our_card(folder / "README.md"):
+            # A card written by hand (or by another library) would be lost to the generated one.
+            others.append("README.md (a model card this library did not write)")
         if others and not overwrite:
             raise FileExistsError(
                 f"{folder} holds files this save does not write: {others}; push_to_hub would not upload "
@@ -271,6 +278,22 @@ def save_for_hub(
             f"{folder} also holds {others}: left as they were, not part of what push_to_hub uploads"
         )
     return written
+
+
+def _check_repo_id(repo_id: str) -> None:
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ValueError(f"repo_id {repo_id!r} is not a Hub repository id ('user/name'): {err}") from err
+
+
+def _is_our_card(path: Path) -> bool:
+    """Whether `path` is absent, or a card whose metadata says this library wrote it."""
+    if not path.is_file():
+        return True
+    text = path.read_text(encoding="utf-8", errors="replace")
+    metadata = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
+    return f"library_name: {LIBRARY_NAME}" in metadata.splitlines()
 
 
 def _files(folder: Path, leave_out: Path | None = None) -> list[str]:

@@ -257,9 +257,19 @@ class TurboForAudioTextClassification(TurboPreTrainedModel):
             raise ValueError(
                 "TurboForAudioTextClassification needs audio (input_values or input_features) and input_ids"
             )
+        batch_size = input_ids.shape[0]
+        # Each audio row is paired with the transcript of the same row: other sizes would be split into
+        # misaligned "views" (training) or cut to the shorter batch (inference) without a word.
+        sizes = {"audio": audio_inputs.shape[0], "input_ids": batch_size}
+        if labels is not None:
+            sizes["labels"] = labels.shape[0]
+        if len(set(sizes.values())) > 1:
+            raise ValueError(
+                "TurboForAudioTextClassification: every input has one row per example; got "
+                + ", ".join(f"{count} {name} rows" for name, count in sizes.items())
+            )
         config = self.config
         num_views = 2 if self.training and config.loss_mode in TWO_VIEW_LOSS_MODES else 1
-        batch_size = input_ids.shape[0]
         audio = self.get_audio_features(audio_inputs, audio_attention_mask, num_views).split(batch_size)
         text = self.get_text_features(input_ids, attention_mask, token_type_ids, num_views).split(batch_size)
         logits = [self.classifier(torch.cat(pair, dim=-1)) for pair in zip(audio, text)]

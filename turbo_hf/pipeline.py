@@ -26,7 +26,7 @@ from transformers.utils import logging
 
 from .audio import AudioDecodingError, check_long_enough, load_window, resample
 from .modeling_turbo import TurboForAudioTextClassification
-from .pipeline_options import DEFAULT_MAX_DURATION, check_max_duration, check_positive_int
+from .pipeline_options import DEFAULT_MAX_DURATION, check_device, check_max_duration, check_positive_int
 from .processing_turbo import TurboProcessor, check_text_length, text_length_limit
 
 logger = logging.get_logger(__name__)
@@ -38,6 +38,27 @@ _INPUT_FORM = (
     "encoded bytes, a 1-D array (at the dict's 'sampling_rate', else the feature extractor's rate), an "
     "(array, sampling_rate) tuple or a dict with 'array' + 'sampling_rate', 'bytes' or 'path'"
 )
+
+
+# Other names for the input keys: a dict holding one of them instead of the key is a mistake, which
+# would otherwise read the audio at the model's rate, or transcribe it with the recognizer.
+_KEY_ALIASES = {
+    "sampling_rate": ("sample_rate", "samplerate", "sr", "rate", "sampling_rate_hz", "sample_rate_hz"),
+    "text": ("transcript", "transcription", "sentence", "texts", "txt"),
+}
+
+
+def _check_look_alike_keys(inputs: Mapping[str, Any]) -> None:
+    """Extra keys are allowed (rows of a dataset carry ids and labels), but not one that stands for an
+    absent input key."""
+    for key, aliases in _KEY_ALIASES.items():
+        if key in inputs:
+            continue
+        near = [name for name in inputs if isinstance(name, str) and name.lower() in aliases]
+        if near:
+            raise ValueError(
+                f"{TASK} input has {near[0]!r} but no {key!r}: the key is {key!r} ({_INPUT_FORM})"
+            )
 
 
 class AudioTextClassificationPipeline(Pipeline):
@@ -80,6 +101,8 @@ class AudioTextClassificationPipeline(Pipeline):
     def __init__(self, *args, asr_model: Any = None, max_text_length: int | None = None, **kwargs):
         if kwargs.get("batch_size") is not None:
             check_positive_int(kwargs["batch_size"], "batch_size")
+        # Before the model is moved: torch's own errors for a device this machine lacks name neither.
+        check_device(kwargs.get("device"))
         super().__init__(*args, **kwargs)
         if not isinstance(self.processor, TurboProcessor):
             if self.tokenizer is None or self.feature_extractor is None:
@@ -191,6 +214,7 @@ class AudioTextClassificationPipeline(Pipeline):
         if not isinstance(inputs, Mapping) or "audio" not in inputs:
             found = sorted(inputs) if isinstance(inputs, Mapping) else type(inputs).__name__
             raise ValueError(f"{_INPUT_FORM}; got {found}")
+        _check_look_alike_keys(inputs)
         text = inputs.get("text")
         if text is None and self.asr is None:
             raise ValueError(

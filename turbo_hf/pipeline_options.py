@@ -48,4 +48,40 @@ def check_max_duration(
     return float(value)
 
 
-__all__ = ["DEFAULT_MAX_DURATION", "check_max_duration", "check_positive_int"]
+def check_device(device: Any, name: str = "device"):
+    """`device` (None, -1 or "cpu", an accelerator index, a device string or a torch.device) as a
+    torch.device, or None for the default; a ValueError unless this machine has that device."""
+    if device is None:
+        return None
+    import torch  # lazily: `turbo-hf --help` does not import torch
+
+    given = device
+    try:
+        if isinstance(device, str) and device.lstrip("-").isdigit():
+            device = int(device)
+        if isinstance(device, bool):
+            raise TypeError("a bool is not a device")
+        if isinstance(device, int):
+            if device < 0:
+                return torch.device("cpu")  # transformers' convention for the CPU
+            if not torch.accelerator.is_available():
+                raise ValueError(f"device {device} is an accelerator index, and this machine has none")
+            device = torch.device(torch.accelerator.current_accelerator().type, device)
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"{name} {given}: {err}; use cpu, or an accelerator this machine has") from err
+    if parsed.type == "cpu":
+        return parsed
+    backend = getattr(torch, parsed.type, None)
+    if backend is None or not hasattr(backend, "is_available") or not backend.is_available():
+        raise ValueError(f"{name} {given}: this machine has no {parsed.type} device (use cpu)")
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if parsed.index is not None and parsed.index >= count:
+        raise ValueError(
+            f"{name} {given}: this machine has {count} {parsed.type} device(s), "
+            f"{parsed.type}:0 to {parsed.type}:{count - 1}"
+        )
+    return parsed
+
+
+__all__ = ["DEFAULT_MAX_DURATION", "check_device", "check_max_duration", "check_positive_int"]

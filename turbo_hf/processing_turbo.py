@@ -158,12 +158,19 @@ class TurboProcessor(ProcessorMixin):
         for name, value in (("audio", audio), ("text", text)):
             if isinstance(value, (list, tuple)) and not value:
                 raise ValueError(f"TurboProcessor: `{name}` is an empty list; pass at least one item")
+        if isinstance(text, str):
+            text = [text]
+        if audio is not None and text is not None:
+            clips = 1 if isinstance(audio, np.ndarray) and audio.ndim == 1 else len(audio)
+            if clips != len(text):
+                raise ValueError(
+                    f"TurboProcessor: {clips} audio clip(s) but {len(text)} transcript(s); each clip is paired "
+                    "with the transcript at the same position"
+                )
         batch = {}
         if audio is not None:
             batch.update(self._featurize(audio, sampling_rate, return_tensors, **kwargs))
         if text is not None:
-            if isinstance(text, str):
-                text = [text]
             check_transcripts(text)
             max_length = check_text_length(max_length, self.tokenizer)
             if truncation and max_length is None:
