@@ -15,6 +15,7 @@ and so that a file that is not audio fails at loading, not at test evaluation af
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections import Counter
@@ -26,7 +27,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers.utils import logging
 
 from ..audio import AudioDecodingError, audio_duration
-from .splits import stratified_split
+from .splits import check_fraction, stratified_split
 
 logger = logging.get_logger(__name__)
 
@@ -43,6 +44,9 @@ IEMOCAP_FOUR_CLASS_MAP: dict[str, str] = {
     "ang": "angry",
 }
 IEMOCAP_FOUR_CLASS_COUNTS = {"neutral": 1708, "happy": 1636, "sad": 1084, "angry": 1103}
+# Every consensus code the release uses (xxx: the evaluators did not agree). A code outside these is a
+# damaged or hand-edited label file, not a class to drop quietly.
+IEMOCAP_EMOTION_CODES = ("neu", "hap", "exc", "sad", "ang", "fru", "sur", "fea", "dis", "oth", "xxx")
 
 # `load_iemocap(method=...)` -> the `method` column's value. Scripted dialogs are read from the same
 # scripts in every session, so a test speaker's scripted lines occur word for word in training.
@@ -61,6 +65,8 @@ _LABEL_LINE = re.compile(
 _TRANSCRIPT_LINE = re.compile(
     r"^(?P<id>Ses\d{2}[FM]_\S+_[FM]\d{3})\s*\[\s*[\d.]+\s*-\s*[\d.]+\s*\]:\s?(?P<text>.*)$"
 )
+# A line that starts with an utterance id is that utterance's transcript line, parsed or not.
+_UTTERANCE_ID_START = re.compile(r"^(?P<id>Ses\d{2}[FM]_\S+_[FM]\d{3})(?=[\s\[:]|$)")
 
 _FEATURE_COLUMNS = {
     "id": Value("string"),
@@ -102,7 +108,24 @@ def _release_root(root: str | os.PathLike) -> Path:
 
 def _read_lines(path: Path) -> list[str]:
     # Transcripts use CRLF line endings and label files LF; splitlines() handles both.
-    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        # Replaced, not refused: nobody here has checked that every file of the licensed release
+        # decodes, and one odd byte in a transcript should not block all of it; but it is named.
+        line = raw.count(b"\n", 0, err.start) + 1
+        logger.warning(
+            f"{path}, line {line}: not UTF-8 ({err.reason} at byte {err.start}); undecodable bytes are "
+            "read as U+FFFD"
+        )
+        text = raw.decode("utf-8-sig", errors="replace")
+    return text.splitlines()
+
+
+def _did_you_mean(code: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(code.casefold(), known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def read_emo_evaluation(path: str | os.PathLike) -> list[dict]:
@@ -110,47 +133,120 @@ def read_emo_evaluation(path: str | os.PathLike) -> list[dict]:
 
     Only the first line of each block carries the consensus label; the evaluators' `C-E?:` and
     `A-E?:` lines and the `%` header are skipped. Blocks list all F utterances before the M ones.
-    A line that starts with "[" but does not parse as such a first line is an IemocapFormatError
-    naming the file, the line number and the line: its utterance would otherwise vanish.
+    An IemocapFormatError names the file, the line number and the line of the first header line
+    that does not parse, has an emotion code outside `IEMOCAP_EMOTION_CODES`, ends before it starts
+    or repeats an utterance already labelled; and a file with no utterance block at all.
     """
-    utterances, garbled = _parse_emo_evaluation(Path(path))
-    if garbled:
-        raise IemocapFormatError(garbled[0])
+    utterances, problems = _parse_emo_evaluation(Path(path), seen={})
+    if problems:
+        raise IemocapFormatError(problems[0][0])
     return utterances
 
 
-def _parse_emo_evaluation(path: Path) -> tuple[list[dict], list[str]]:
-    """(the utterances of `path`, a description of each utterance header line that does not parse)."""
-    utterances, garbled = [], []
+def _parse_emo_evaluation(
+    path: Path, seen: dict[str, tuple[Path, int, str]], session: int | None = None
+) -> tuple[list[dict], list[tuple[str, str]]]:
+    """(the usable utterances of `path`, (problem, reason counted when skipped) for each header line
+    that is not usable). `seen` maps the ids labelled so far, in this file or earlier ones, to (file,
+    line, emotion), so that a second label is found across files; `session` is the folder's number."""
+    utterances, problems, headers = [], [], 0
     for number, line in enumerate(_read_lines(path), start=1):
         text = line.strip()
+        headers += text.startswith("[")  # only utterance headers start with "[" in these files
         match = _LABEL_LINE.match(text)
-        if match:
-            utterances.append(
-                {
-                    "id": match["id"],
-                    "emotion": match["emotion"],
-                    "start": float(match["start"]),
-                    "end": float(match["end"]),
-                }
+        where = f"{path}, line {number}"
+        if not match:
+            if text.startswith("["):
+                problems.append(
+                    (
+                        f"{where}: an utterance header that does not parse: {text!r}; expected "
+                        "'[start - end]<TAB>utterance id<TAB>emotion<TAB>[v, a, d]' as in "
+                        "'[6.2901 - 8.2357]\\tSes01F_impro01_F000\\tneu\\t[2.5000, 2.5000, 2.5000]'",
+                        "with a header line that does not parse",
+                    )
+                )
+            continue
+        utterance_id, emotion = match["id"], match["emotion"]
+        start, end = float(match["start"]), float(match["end"])
+        if emotion not in IEMOCAP_EMOTION_CODES:
+            problem = (
+                f"utterance {utterance_id} has emotion code {emotion!r}, which the release does not use"
+                f"{_did_you_mean(emotion, IEMOCAP_EMOTION_CODES)}; its codes are {list(IEMOCAP_EMOTION_CODES)}",
+                "with an emotion code the release does not use",
             )
-        elif text.startswith("["):  # only utterance headers start with "[" in these files
-            garbled.append(
-                f"{path}, line {number}: an utterance header that does not parse: {text!r}; expected "
-                "'[start - end]<TAB>utterance id<TAB>emotion<TAB>[v, a, d]' "
-                "as in '[6.2901 - 8.2357]\\tSes01F_impro01_F000\\tneu\\t[2.5000, 2.5000, 2.5000]'"
+        elif end < start:
+            problem = (
+                f"utterance {utterance_id} ends at {end} s, before it starts ({start} s)",
+                "that end before they start",
             )
-    return utterances, garbled
+        elif session is not None and speaker_of(utterance_id)[0] != session:
+            problem = (
+                f"utterance {utterance_id} belongs to session {speaker_of(utterance_id)[0]}, but this label "
+                f"file is in Session{session}",
+                "in another session's label file",
+            )
+        elif utterance_id in seen:
+            first_file, first_line, first_emotion = seen[utterance_id]
+            problem = (
+                f"utterance {utterance_id} ({emotion}) is labelled more than once: also at {first_file}, "
+                f"line {first_line} ({first_emotion}); the release has one block per utterance",
+                "labelled more than once",
+            )
+        else:
+            seen[utterance_id] = (path, number, emotion)
+            utterances.append({"id": utterance_id, "emotion": emotion, "start": start, "end": end})
+            continue
+        problems.append((f"{where}: {problem[0]}", problem[1]))
+    if not headers:
+        raise IemocapFormatError(
+            f"{path}: no utterance block (no line starting with '['); an EmoEvaluation file holds one "
+            "block per utterance of its dialog. Is the file empty or cut short?"
+        )
+    return utterances, problems
 
 
 def read_transcriptions(path: str | os.PathLike) -> dict[str, str]:
-    """Utterance id -> transcript. Lines without an utterance id (`M: Yeah.`, `..._FXX0`) are skipped."""
-    transcripts = {}
-    for line in _read_lines(Path(path)):
-        match = _TRANSCRIPT_LINE.match(line.strip())
-        if match:
-            transcripts[match["id"]] = match["text"].strip()
+    """Utterance id -> transcript. Lines without an utterance id (`M: Yeah.`, `..._FXX0`) are skipped;
+    a line that starts with an utterance id but does not parse, or a second line for an id with other
+    text, is an IemocapFormatError naming the file and the line."""
+    transcripts, problems = _parse_transcriptions(Path(path))
+    if problems:
+        raise IemocapFormatError(next(iter(problems.values()))[0])
     return transcripts
+
+
+def _parse_transcriptions(path: Path) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """(utterance id -> transcript, utterance id -> (problem, reason counted when skipped))."""
+    transcripts: dict[str, str] = {}
+    first_lines: dict[str, int] = {}
+    problems: dict[str, tuple[str, str]] = {}
+    for number, line in enumerate(_read_lines(path), start=1):
+        text = line.strip()
+        match = _TRANSCRIPT_LINE.match(text)
+        if match:
+            utterance_id, words = match["id"], match["text"].strip()
+            if utterance_id not in transcripts:
+                transcripts[utterance_id], first_lines[utterance_id] = words, number
+            elif transcripts[utterance_id] != words:  # the same line twice is harmless
+                problems.setdefault(
+                    utterance_id,
+                    (
+                        f"{path}, line {number}: a second transcript line for {utterance_id} with other "
+                        f"text: {text!r}; line {first_lines[utterance_id]} reads {transcripts[utterance_id]!r}",
+                        "with two different transcript lines",
+                    ),
+                )
+        elif started := _UTTERANCE_ID_START.match(text):
+            problems.setdefault(
+                started["id"],
+                (
+                    f"{path}, line {number}: a transcript line that does not parse: {text!r}; expected "
+                    "'<utterance id> [start-end]: text' as in "
+                    "'Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me.'",
+                    "with a transcript line that does not parse",
+                ),
+            )
+    return transcripts, problems
 
 
 def normalize_transcript(text: str) -> str:
@@ -180,11 +276,47 @@ def speaker_of(utterance_id: str) -> tuple[int, str, str]:
 
 
 def _class_map(classes: Mapping[str, str] | Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """(emotion code -> class name, class names in index order)."""
+    """(emotion code -> class name, class names in index order); every code must be the release's."""
+    if isinstance(classes, str):
+        raise ValueError(
+            f"classes must be a list of emotion codes or a code -> name mapping, got {classes!r}"
+        )
     mapping = dict(classes) if isinstance(classes, Mapping) else {code: code for code in classes}
     if not mapping:
         raise ValueError("classes must name at least one IEMOCAP emotion code")
+    for code in mapping:
+        if code not in IEMOCAP_EMOTION_CODES:
+            # A misspelt code would otherwise become a class that never gets a row.
+            raise ValueError(
+                f"classes: {code!r} is not an emotion code of the release{_did_you_mean(str(code), IEMOCAP_EMOTION_CODES)}; "
+                f"its codes are {list(IEMOCAP_EMOTION_CODES)}"
+            )
     return mapping, list(dict.fromkeys(mapping.values()))
+
+
+def _check_sessions(sessions: Sequence[int]) -> tuple[int, ...]:
+    values = tuple(sessions) if not isinstance(sessions, str) else (sessions,)
+    valid = all(
+        not isinstance(s, bool) and isinstance(s, (int, np.integer)) and s in IEMOCAP_SESSIONS for s in values
+    )
+    if not values or not valid or len(set(values)) != len(values):
+        raise ValueError(
+            f"sessions must name distinct sessions among {list(IEMOCAP_SESSIONS)}, got {sessions!r}"
+        )
+    return tuple(sorted(int(s) for s in values))
+
+
+def _check_fold(protocol: str, fold: int, validation_fraction: float) -> None:
+    if protocol not in IEMOCAP_NUM_FOLDS:
+        raise ValueError(f"protocol must be one of {sorted(IEMOCAP_NUM_FOLDS)}, got {protocol!r}")
+    num_folds = IEMOCAP_NUM_FOLDS[protocol]
+    # bool is an int: fold=True would quietly be fold 1.
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < num_folds:
+        raise ValueError(
+            f"fold must be an integer in 0..{num_folds - 1} for the {protocol} protocol, got {fold!r}"
+        )
+    # Checked for both protocols: the speaker protocol does not use it, but a bad value is a mistake.
+    check_fraction(validation_fraction)
 
 
 class _Unusable(Exception):
@@ -192,14 +324,26 @@ class _Unusable(Exception):
 
 
 def _utterance_row(
-    utterance: dict, session_dir: Path, label_file: Path, transcripts: dict[str, str], transcript_file: Path
+    utterance: dict,
+    session_dir: Path,
+    label_file: Path,
+    transcripts: tuple[dict[str, str], dict[str, tuple[str, str]]] | None,
+    transcript_file: Path,
 ) -> dict:
-    """One labelled utterance as the output's columns (without `label`); raises _Unusable saying why."""
+    """One labelled utterance as the output's columns (without `label`); raises _Unusable saying why.
+    `transcripts`: what `_parse_transcriptions` read from `transcript_file`, None if it is missing."""
     utterance_id, dialog = utterance["id"], label_file.stem
     wav = session_dir / "sentences" / "wav" / dialog / f"{utterance_id}.wav"
     where = f"utterance {utterance_id} (labelled in {label_file})"
     if not wav.is_file():
         raise _Unusable(f"{where} has no audio file {wav}", "without a wav file")
+    if transcripts is None:
+        raise _Unusable(
+            f"{where}: its transcription file {transcript_file} is missing", "without a transcription file"
+        )
+    transcripts, transcript_problems = transcripts
+    if utterance_id in transcript_problems:
+        raise _Unusable(*transcript_problems[utterance_id])
     if utterance_id not in transcripts:
         raise _Unusable(f"{where} has no line in {transcript_file}", "without a transcript line")
     try:
@@ -228,6 +372,7 @@ def load_iemocap_utterances(
     root: str | os.PathLike,
     classes: Mapping[str, str] | Sequence[str] = IEMOCAP_FOUR_CLASS_MAP,
     on_missing: str = "error",
+    sessions: Sequence[int] = IEMOCAP_SESSIONS,
 ) -> Dataset:
     """Every labelled utterance of the release whose emotion is in `classes`, as one Dataset.
 
@@ -235,22 +380,42 @@ def load_iemocap_utterances(
         root: the `IEMOCAP_full_release` folder (or its parent).
         classes: emotion code -> class name (default: the 4-class map, hap + exc -> happy), or a
             list of codes that each become a class (e.g. `["neu", "ang", "sad", "hap", "fru"]`).
-        on_missing: "error" (default) raises on a labelled utterance without a wav file or
-            transcript, whose wav is not readable audio (not a sound file, empty, 0 frames) or whose
-            header line in the label file does not parse; "skip" leaves such utterances out, counts
-            them by reason and logs them.
+            Every code must be one of `IEMOCAP_EMOTION_CODES`, and every class must get utterances.
+        on_missing: "error" (default) raises on a labelled utterance without a wav file,
+            transcription file or transcript line, whose wav is not readable audio (not a sound
+            file, empty, 0 frames), whose header line in the label file does not parse, has a code
+            the release does not use or ends before it starts, that a label file of another session
+            holds, or that is labelled a second time; and on a transcript line that does not parse
+            or repeats an id with other text. "skip" leaves such utterances out (the first label of
+            one labelled twice is kept), counts them by reason and logs them.
+        sessions: the sessions to read (default: all five, which both fold protocols need); a
+            session folder missing from the release is an error unless left out here.
     """
     if on_missing not in ("error", "skip"):
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    sessions = _check_sessions(sessions)
     release = _release_root(root)
     mapping, names = _class_map(classes)
+    present = [session for session in sessions if (release / f"Session{session}").is_dir()]
+    if len(present) < len(sessions):
+        missing = ", ".join(f"Session{session}" for session in sessions if session not in present)
+        raise IemocapFormatError(
+            f"{release}: no folder {missing}; the fold protocols test every speaker and session of the "
+            f"release. To load fewer sessions on purpose, pass sessions={present}"
+        )
     rows: dict[str, list] = {column: [] for column in [*_FEATURE_COLUMNS, "label"]}
     skipped: list[str] = []
     skipped_reasons: Counter = Counter()
-    for session in IEMOCAP_SESSIONS:
+    seen: dict[str, tuple[Path, int, str]] = {}  # across files: a copied dialog repeats its ids
+
+    def unusable(problem: str, reason: str) -> None:
+        if on_missing == "error":
+            raise IemocapFormatError(problem + "; pass on_missing='skip' to leave such utterances out")
+        skipped.append(problem)
+        skipped_reasons[reason] += 1
+
+    for session in sessions:
         session_dir = release / f"Session{session}"
-        if not session_dir.is_dir():
-            continue
         label_dir = session_dir / "dialog" / "EmoEvaluation"
         label_files = sorted(label_dir.glob("*.txt")) if label_dir.is_dir() else []
         if not label_files:
@@ -258,29 +423,24 @@ def load_iemocap_utterances(
                 f"{label_dir}: expected one <dialog>.txt label file per dialog, found none"
             )
         for label_file in label_files:
+            utterances, problems = _parse_emo_evaluation(label_file, seen, session)
+            for problem in problems:
+                unusable(*problem)
             transcript_file = session_dir / "dialog" / "transcriptions" / label_file.name
-            transcripts = read_transcriptions(transcript_file) if transcript_file.is_file() else {}
-            utterances, garbled = _parse_emo_evaluation(label_file)
-            for problem in garbled:
-                if on_missing == "error":
-                    raise IemocapFormatError(
-                        problem + "; pass on_missing='skip' to leave such utterances out"
-                    )
-                skipped.append(problem)
-                skipped_reasons["with a header line that does not parse"] += 1
+            transcripts = _parse_transcriptions(transcript_file) if transcript_file.is_file() else None
+            if transcripts is not None and transcripts[1] and on_missing == "error":
+                # Raised where the line is read, like a bad header; under "skip" its utterance is
+                # counted once, below, if it is one of the chosen classes.
+                unusable(*next(iter(transcripts[1].values())))
             for utterance in utterances:
                 if utterance["emotion"] not in mapping:
                     continue
                 try:
                     values = _utterance_row(utterance, session_dir, label_file, transcripts, transcript_file)
                 except _Unusable as err:
-                    problem, reason = err.args
-                    if on_missing == "error":
-                        raise IemocapFormatError(
-                            problem + "; pass on_missing='skip' to leave such utterances out"
-                        ) from None
-                    skipped.append(problem)
-                    skipped_reasons[reason] += 1
+                    values, problem = None, err.args
+                if values is None:
+                    unusable(*problem)
                     continue
                 values["label"] = names.index(mapping[utterance["emotion"]])
                 for column, value in values.items():
@@ -291,11 +451,19 @@ def load_iemocap_utterances(
             f"IEMOCAP: skipped {len(skipped)} labelled utterance(s) (on_missing='skip'): {reasons}; "
             f"first: {skipped[:3]}"
         )
-    if not rows["id"]:
-        raise IemocapFormatError(f"{release}: no utterance labelled with any of {sorted(mapping)}")
+    counts = Counter(rows["label"])
+    empty = [
+        f"class {name!r} has no utterance (codes {[code for code, value in mapping.items() if value == name]})"
+        for index, name in enumerate(names)
+        if not counts[index]
+    ]
+    if empty:
+        raise IemocapFormatError(
+            f"{release} (sessions {list(sessions)}): {'; '.join(empty)}; a class without rows cannot be "
+            "trained or scored"
+        )
     features = Features({**_FEATURE_COLUMNS, "label": ClassLabel(names=names)})
     dataset = Dataset.from_dict(rows, features=features)
-    counts = Counter(rows["label"])
     logger.info(
         f"IEMOCAP: {len(dataset)} utterances from {release}: "
         + ", ".join(f"{name} {counts[index]}" for index, name in enumerate(names))
@@ -318,13 +486,7 @@ def iemocap_fold_indices(
     - `session` (5 folds, leave one session out): fold k tests session k + 1; validation is a
       stratified, seeded `validation_fraction` of the four training sessions.
     """
-    if protocol not in IEMOCAP_NUM_FOLDS:
-        raise ValueError(f"protocol must be one of {sorted(IEMOCAP_NUM_FOLDS)}, got {protocol!r}")
-    num_folds = IEMOCAP_NUM_FOLDS[protocol]
-    if not isinstance(fold, (int, np.integer)) or not 0 <= fold < num_folds:
-        raise ValueError(
-            f"fold must be an integer in 0..{num_folds - 1} for the {protocol} protocol, got {fold!r}"
-        )
+    _check_fold(protocol, fold, validation_fraction)
     if protocol == "speaker":
         speakers = np.asarray(utterances["speaker"])
         test_speaker = IEMOCAP_SPEAKERS[fold]
@@ -340,7 +502,12 @@ def iemocap_fold_indices(
         test_session = IEMOCAP_SESSIONS[fold]
         training = np.flatnonzero(sessions != test_session)
         labels = np.asarray(utterances["label"])[training]
-        kept, held = stratified_split(labels, validation_fraction, seed)
+        try:
+            kept, held = stratified_split(
+                labels, validation_fraction, seed, utterances.features["label"].names
+            )
+        except ValueError as err:
+            raise ValueError(f"{protocol} fold {fold}: {err}") from None
         splits = {
             "train": training[kept],
             "validation": training[held],
@@ -354,8 +521,8 @@ def iemocap_fold_indices(
         if len(splits[name]) == 0:
             where = held_out.get(name, "the training speakers")
             raise IemocapFormatError(
-                f"{protocol} fold {fold}: the {name} split ({where}) holds no utterance; "
-                "is a session missing from the release?"
+                f"{protocol} fold {fold}: the {name} split ({where}) holds no utterance; the utterances "
+                f"given are of sessions {sorted(set(utterances['session']))}"
             )
     return splits
 
@@ -369,13 +536,14 @@ def load_iemocap(
     seed: int = 42,
     on_missing: str = "error",
     method: str = "all",
+    sessions: Sequence[int] = IEMOCAP_SESSIONS,
 ) -> DatasetDict:
     """One fold of IEMOCAP as DatasetDict(train, validation, test).
 
     Columns: id, audio (path), text, label (ClassLabel), session, speaker (`Ses01_F`), gender,
     dialog, method (impro / script), emotion (the release's code), start, end (the label file's
     timestamps), duration (seconds, from the wav header). See `iemocap_fold_indices` for the two
-    protocols and `load_iemocap_utterances` for `classes` and `on_missing`.
+    protocols and `load_iemocap_utterances` for `classes`, `on_missing` and `sessions`.
 
     `method`: "all" (default, the paper), or only the "improvised" or the "scripted" dialogs. Every
     session's actors read the same scripts, so scripted test transcripts occur word for word in
@@ -383,7 +551,8 @@ def load_iemocap(
     """
     if method != "all" and method not in IEMOCAP_METHODS:
         raise ValueError(f"method must be one of {['all', *IEMOCAP_METHODS]}, got {method!r}")
-    utterances = load_iemocap_utterances(root, classes=classes, on_missing=on_missing)
+    _check_fold(protocol, fold, validation_fraction)  # before the release is read
+    utterances = load_iemocap_utterances(root, classes=classes, on_missing=on_missing, sessions=sessions)
     if method != "all":
         kept = np.flatnonzero(np.asarray(utterances["method"]) == IEMOCAP_METHODS[method])
         if len(kept) == 0:
@@ -400,6 +569,7 @@ def load_iemocap(
 
 
 __all__ = [
+    "IEMOCAP_EMOTION_CODES",
     "IEMOCAP_METHODS",
     "TRANSCRIPT_NORMALIZATION",
     "normalize_transcript",
