@@ -8,9 +8,10 @@ layout; see docs/data.md. Per session:
     SessionK/dialog/transcriptions/<dialog>.txt    "Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me."
     SessionK/sentences/wav/<dialog>/<utterance>.wav
 
-Audio is not decoded here: the `audio` column holds paths that `DataCollatorForAudioText` reads
-lazily. Only each selected wav's header is read (~0.05 ms a file from the page cache), for `duration`
-and so that a file that is not audio fails at loading, not at test evaluation after training.
+The text files are parsed, and checked line by line, in `iemocap_files.py`. Audio is not decoded
+here: the `audio` column holds paths that `DataCollatorForAudioText` reads lazily. Only each selected
+wav's header is read (~0.05 ms a file from the page cache), for `duration` and so that a file that is
+not audio fails at loading, not at test evaluation after training.
 """
 
 from __future__ import annotations
