@@ -194,12 +194,12 @@ def test_unlabelled_utterance_without_wav_is_not_an_error(tmp_path):
     assert len(load_iemocap_utterances(root)) > 0
 
 
-def test_a_missing_session_makes_its_folds_fail_clearly(tmp_path):
+def test_a_fold_of_a_session_left_out_by_sessions_fails_clearly(tmp_path):
     root = tmp_path / "release"
     write_iemocap_fixture(root)
     shutil.rmtree(root / "Session4")
-    with pytest.raises(IemocapFormatError, match="Ses04_F.*no utterance"):
-        load_iemocap(root, protocol="speaker", fold=6)
+    with pytest.raises(IemocapFormatError, match=r"Ses04_F.*no utterance.*sessions \[1, 2, 3, 5\]"):
+        load_iemocap(root, protocol="speaker", fold=6, sessions=(1, 2, 3, 5))
 
 
 def test_the_collator_reads_a_loaded_split(release):
@@ -392,3 +392,242 @@ def test_a_garbled_utterance_header_is_skipped_counted_and_logged_under_skip(tmp
     assert len(utterances) == sum(expected["classes"].values()) - 1 and utterance not in utterances["id"]
     (warning,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert "1 with a header line that does not parse" in warning and utterance in warning
+
+
+def _label_file(root, dialog):
+    return root / f"Session{int(dialog[3:5])}" / "dialog" / "EmoEvaluation" / f"{dialog}.txt"
+
+
+def _transcript_file(root, dialog):
+    return root / f"Session{int(dialog[3:5])}" / "dialog" / "transcriptions" / f"{dialog}.txt"
+
+
+def _line_number(path, needle: str) -> int:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, start=1) if needle in line)
+
+
+def _append_block(label_file, utterance_id: str, emotion: str, start: float = 50.0) -> int:
+    """Append one utterance block to a label file; returns the header's line number."""
+    lines = label_file.read_text(encoding="utf-8").splitlines()
+    lines += [f"[{start:.4f} - {start + 0.5:.4f}]\t{utterance_id}\t{emotion}\t[2.5000, 3.0000, 2.5000]", ""]
+    label_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(lines) - 1
+
+
+def _relabel(label_file, utterance_id: str, emotion: str) -> int:
+    """Give `utterance_id`'s header another emotion code; returns its line number."""
+    lines = label_file.read_text(encoding="utf-8").split("\n")
+    index = next(i for i, line in enumerate(lines) if line.startswith("[") and f"\t{utterance_id}\t" in line)
+    start, utterance, _, rest = lines[index].split("\t")
+    lines[index] = "\t".join([start, utterance, emotion, rest])
+    label_file.write_text("\n".join(lines), encoding="utf-8")
+    return index + 1
+
+
+def _warning(caplog) -> str:
+    (warning,) = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    return warning
+
+
+def test_an_utterance_labelled_twice_is_an_error_naming_both_lines_or_a_counted_skip(tmp_path, caplog):
+    root = tmp_path / "release"
+    expected = write_iemocap_fixture(root)
+    dialog = dialog_names(1)[0]
+    label_file = _label_file(root, dialog)
+    first = _line_number(label_file, f"\t{dialog}_F000\t")
+    second = _append_block(label_file, f"{dialog}_F000", "ang")
+    where = re.escape(str(label_file))
+    with pytest.raises(
+        IemocapFormatError, match=rf"{where}, line {second}: .*{dialog}_F000.*{where}, line {first}"
+    ):
+        load_iemocap_utterances(root)
+    with pytest.raises(IemocapFormatError, match=rf"line {second}: .*line {first}"):
+        read_emo_evaluation(label_file)
+    with caplog.at_level("WARNING"):
+        utterances = load_iemocap_utterances(root, on_missing="skip")
+    assert len(utterances) == len(set(utterances["id"])) == sum(expected["classes"].values())
+    assert "1 labelled more than once" in _warning(caplog)
+
+
+def test_a_copied_dialog_is_an_error_naming_both_label_files(tmp_path):
+    root = tmp_path / "release"
+    write_iemocap_fixture(root)
+    dialog, copy = dialog_names(1)[0], "Ses01F_impro09"
+    for source, target in (
+        (_label_file(root, dialog), _label_file(root, copy)),
+        (_transcript_file(root, dialog), _transcript_file(root, copy)),
+    ):
+        shutil.copy(source, target)
+    wavs = root / "Session1" / "sentences" / "wav"
+    shutil.copytree(wavs / dialog, wavs / copy)
+    with pytest.raises(IemocapFormatError, match="labelled more than once") as err:
+        load_iemocap_utterances(root)
+    assert str(_label_file(root, dialog)) in str(err.value) and str(_label_file(root, copy)) in str(err.value)
+
+
+def test_an_utterance_of_another_session_in_a_label_file_is_an_error(tmp_path):
+    root = tmp_path / "release"
+    write_iemocap_fixture(root)
+    dialog = dialog_names(1)[0]
+    stray = "Ses02F_impro01_F050"  # labelled nowhere else, with a wav where Session1 would look
+    number = _append_block(_label_file(root, dialog), stray, "neu")
+    sf.write(root / "Session1" / "sentences" / "wav" / dialog / f"{stray}.wav", np.zeros(1600), 16000)
+    with pytest.raises(IemocapFormatError, match=rf"line {number}: utterance {stray} .*session 2.*Session1"):
+        load_iemocap_utterances(root)
+
+
+def test_a_missing_session_is_an_error_listing_it_unless_sessions_restricts_the_load(tmp_path):
+    root = tmp_path / "release"
+    expected = write_iemocap_fixture(root)
+    shutil.rmtree(root / "Session3")
+    shutil.rmtree(root / "Session5")
+    with pytest.raises(IemocapFormatError, match=r"Session3, Session5.*sessions="):
+        load_iemocap(root, fold=0)
+    splits = load_iemocap(root, fold=0, sessions=(1, 2, 4))
+    assert set(splits["train"]["session"]) == {2, 4}
+    per_session = sum(expected["classes"].values()) // 5
+    assert sum(len(split) for split in splits.values()) == 3 * per_session
+    assert set(load_iemocap_utterances(root, sessions=[1])["session"]) == {1}
+    for bad in ((), (0,), (1, 6), (1, 1), ("1",), (True,)):
+        with pytest.raises(ValueError, match="sessions"):
+            load_iemocap_utterances(root, sessions=bad)
+
+
+def test_a_missing_transcription_file_is_named_as_missing(tmp_path, caplog):
+    root = tmp_path / "release"
+    expected = write_iemocap_fixture(root)
+    transcript_file = _transcript_file(root, dialog_names(1)[0])
+    transcript_file.unlink()
+    with pytest.raises(
+        IemocapFormatError, match=rf"transcription file {re.escape(str(transcript_file))} is missing"
+    ):
+        load_iemocap_utterances(root)
+    with caplog.at_level("WARNING"):
+        utterances = load_iemocap_utterances(root, on_missing="skip")
+    assert len(utterances) == sum(expected["classes"].values()) - 14
+    assert "14 without a transcription file" in _warning(caplog)
+
+
+def test_a_garbled_transcript_line_is_quoted_with_its_line_number(tmp_path, caplog):
+    root = tmp_path / "release"
+    expected = write_iemocap_fixture(root)
+    dialog = dialog_names(1)[0]
+    transcript_file = _transcript_file(root, dialog)
+    lines = transcript_file.read_bytes().decode("utf-8").split("\r\n")
+    index = next(i for i, line in enumerate(lines) if line.startswith(f"{dialog}_F001 "))
+    lines[index] = lines[index].replace("]:", "]", 1)
+    transcript_file.write_text("\r\n".join(lines), encoding="utf-8", newline="")
+    expected_message = (
+        rf"{re.escape(str(transcript_file))}, line {index + 1}: a transcript line that does not parse: "
+        + re.escape(repr(lines[index]))
+    )
+    with pytest.raises(IemocapFormatError, match=expected_message):
+        read_transcriptions(transcript_file)
+    with pytest.raises(IemocapFormatError, match=expected_message):
+        load_iemocap_utterances(root)
+    with caplog.at_level("WARNING"):
+        utterances = load_iemocap_utterances(root, on_missing="skip")
+    assert len(utterances) == sum(expected["classes"].values()) - 1
+    assert "1 with a transcript line that does not parse" in _warning(caplog)
+
+
+def test_a_second_transcript_line_with_other_text_is_an_error_naming_both_lines(tmp_path):
+    root = tmp_path / "release"
+    write_iemocap_fixture(root)
+    dialog = dialog_names(1)[0]
+    transcript_file = _transcript_file(root, dialog)
+    text = transcript_file.read_bytes().decode("utf-8")
+    first = _line_number(transcript_file, f"{dialog}_F002 ")
+    transcript_file.write_text(
+        text + f"{dialog}_F002 [010.0000-011.0000]: Other words.\r\n", encoding="utf-8", newline=""
+    )
+    second = len(text.split("\r\n"))
+    with pytest.raises(IemocapFormatError, match=rf"line {second}: .*{dialog}_F002.*line {first}"):
+        read_transcriptions(transcript_file)
+    with pytest.raises(IemocapFormatError, match=rf"line {second}: .*{dialog}_F002.*line {first}"):
+        load_iemocap_utterances(root)
+
+
+def test_an_empty_label_file_is_an_error_naming_it(tmp_path):
+    root = tmp_path / "release"
+    write_iemocap_fixture(root)
+    label_file = _label_file(root, dialog_names(2)[1])
+    label_file.write_bytes(b"")
+    with pytest.raises(IemocapFormatError, match=rf"{re.escape(str(label_file))}.*no utterance block"):
+        load_iemocap_utterances(root)
+
+
+def test_an_emotion_code_outside_the_release_is_an_error_or_a_counted_skip(tmp_path, caplog):
+    root = tmp_path / "release"
+    expected = write_iemocap_fixture(root)
+    dialog = dialog_names(1)[0]
+    label_file = _label_file(root, dialog)
+    number = _relabel(label_file, f"{dialog}_F000", "Neu")
+    _relabel(label_file, f"{dialog}_F001", "happy")
+    with pytest.raises(IemocapFormatError, match=rf"line {number}: .*emotion code 'Neu'.*'neu'"):
+        load_iemocap_utterances(root)
+    with caplog.at_level("WARNING"):
+        utterances = load_iemocap_utterances(root, on_missing="skip")
+    assert len(utterances) == sum(expected["classes"].values()) - 2
+    assert "2 with an emotion code the release does not use" in _warning(caplog)
+
+
+@pytest.mark.parametrize(
+    "classes, message",
+    [
+        (["neu", "frus"], r"'frus'.*did you mean 'fru'"),
+        ({"neu": "neutral", "Ang": "angry"}, r"'Ang'.*did you mean 'ang'"),
+        (["neu", "dis"], r"class 'dis' has no utterance"),
+    ],
+    ids=["misspelt", "case", "absent"],
+)
+def test_classes_naming_a_code_that_never_occurs_are_refused(release, classes, message):
+    root, _ = release
+    with pytest.raises(ValueError, match=message):
+        load_iemocap_utterances(root, classes=classes)
+
+
+def test_an_utterance_that_ends_before_it_starts_is_an_error(tmp_path):
+    root = tmp_path / "release"
+    write_iemocap_fixture(root)
+    dialog = dialog_names(1)[0]
+    label_file = _label_file(root, dialog)
+    number = _append_block(label_file, f"{dialog}_F050", "neu", start=9.0)
+    lines = label_file.read_text(encoding="utf-8").split("\n")
+    lines[number - 1] = lines[number - 1].replace("[9.0000 - 9.5000]", "[9.5000 - 9.0000]")
+    label_file.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(IemocapFormatError, match=rf"line {number}: .*ends .*before it starts"):
+        read_emo_evaluation(label_file)
+
+
+def test_a_transcript_that_is_not_utf8_is_decoded_with_a_warning_naming_file_and_line(tmp_path, caplog):
+    root = tmp_path / "release"
+    write_iemocap_fixture(root)
+    dialog = dialog_names(1)[0]
+    transcript_file = _transcript_file(root, dialog)
+    number = _line_number(transcript_file, f"{dialog}_F003 ")
+    raw = transcript_file.read_bytes().split(b"\r\n")
+    raw[number - 1] = raw[number - 1] + b" caf\xe9"
+    transcript_file.write_bytes(b"\r\n".join(raw))
+    with caplog.at_level("WARNING"):
+        transcripts = read_transcriptions(transcript_file)
+    assert transcripts[f"{dialog}_F003"].endswith("caf\ufffd")
+    assert f"{transcript_file}, line {number}: not UTF-8" in caplog.text
+
+
+def test_bad_fold_arguments_are_refused_before_loading(release):
+    root, _ = release
+    with pytest.raises(ValueError, match="fold must be an integer"):
+        load_iemocap(root, protocol="speaker", fold=True)
+    with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\)"):
+        load_iemocap(root, protocol="speaker", validation_fraction=1.5)
+    with pytest.raises(TypeError, match="validation_fraction must be a number"):
+        load_iemocap(root, protocol="session", validation_fraction="0.1")
+
+
+def test_a_validation_fraction_too_small_for_the_rows_says_so(release):
+    root, _ = release
+    with pytest.raises(ValueError, match=r"session fold 0: .*validation would have 0 rows.*0\.01") as err:
+        load_iemocap(root, protocol="session", fold=0, validation_fraction=0.01)
+    assert "session missing" not in str(err.value)

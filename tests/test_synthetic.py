@@ -77,3 +77,11 @@ def test_bad_arguments_are_rejected(tmp_path):
         make_synthetic_corpus(tmp_path, layout="wav")
     with pytest.raises(ValueError, match="reliability"):
         make_synthetic_corpus(tmp_path, reliability=(0.8, 0.5))
+
+
+def test_the_iemocap_layout_refuses_class_names_that_are_no_release_code(tmp_path):
+    # They would be written as emotion codes, which load_iemocap refuses.
+    with pytest.raises(ValueError, match=r"'directed'.*IEMOCAP"):
+        make_synthetic_corpus(tmp_path, classes=("directed", "other"))
+    root = make_synthetic_corpus(tmp_path / "codes", classes=("neutral", "fru"), n_per_class=2)
+    assert len(load_iemocap(root, classes={"neu": "neutral", "fru": "fru"}, protocol="speaker")["test"]) > 0

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,18 @@ from .trainer import TurboTrainingArguments, last_checkpoint
 logger = logging.get_logger(__name__)
 
 
-def select_folds(fold: str, num_folds: int, protocol: str) -> list[int]:
-    """The folds `--fold` names: one number, or "all"."""
+def select_folds(fold: str | int, num_folds: int, protocol: str) -> list[int]:
+    """The folds `--fold` names: one number (a string of ASCII digits, or an int), or "all"."""
+    expected = f"--fold must be 0..{num_folds - 1} or 'all' for protocol {protocol!r}"
+    if isinstance(fold, bool) or not isinstance(fold, (str, int)):
+        raise TypeError(f"{expected}, got {fold!r} ({type(fold).__name__})")
     if fold == "all":
         return list(range(num_folds))
-    if fold.isdigit() and int(fold) < num_folds:
-        return [int(fold)]
-    raise ValueError(f"--fold must be 0..{num_folds - 1} or 'all' for protocol {protocol!r}")
+    # str.isdigit() also accepts '²' and '５', which int() then refuses or reads.
+    number = int(fold) if isinstance(fold, int) or re.fullmatch(r"[0-9]+", fold) else None
+    if number is not None and 0 <= number < num_folds:
+        return [number]
+    raise ValueError(f"{expected}, got {fold!r}")
 
 
 def fold_training_args(

@@ -8,9 +8,10 @@ layout; see docs/data.md. Per session:
     SessionK/dialog/transcriptions/<dialog>.txt    "Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me."
     SessionK/sentences/wav/<dialog>/<utterance>.wav
 
-Audio is not decoded here: the `audio` column holds paths that `DataCollatorForAudioText` reads
-lazily. Only each selected wav's header is read (~0.05 ms a file from the page cache), for `duration`
-and so that a file that is not audio fails at loading, not at test evaluation after training.
+The text files are parsed, and checked line by line, in `iemocap_files.py`. Audio is not decoded
+here: the `audio` column holds paths that `DataCollatorForAudioText` reads lazily. Only each selected
+wav's header is read (~0.05 ms a file from the page cache), for `duration` and so that a file that is
+not audio fails at loading, not at test evaluation after training.
 """
 
 from __future__ import annotations
@@ -26,7 +27,17 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers.utils import logging
 
 from ..audio import AudioDecodingError, audio_duration
-from .splits import stratified_split
+from .iemocap_files import (
+    IEMOCAP_EMOTION_CODES,
+    IemocapFormatError,
+    did_you_mean,
+    parse_emo_evaluation,
+    parse_transcriptions,
+    read_emo_evaluation,
+    read_transcriptions,
+    speaker_of,
+)
+from .splits import check_fraction, stratified_split
 
 logger = logging.get_logger(__name__)
 
@@ -43,23 +54,12 @@ IEMOCAP_FOUR_CLASS_MAP: dict[str, str] = {
     "ang": "angry",
 }
 IEMOCAP_FOUR_CLASS_COUNTS = {"neutral": 1708, "happy": 1636, "sad": 1084, "angry": 1103}
-
 # `load_iemocap(method=...)` -> the `method` column's value. Scripted dialogs are read from the same
 # scripts in every session, so a test speaker's scripted lines occur word for word in training.
 IEMOCAP_METHODS = {"improvised": "impro", "scripted": "script"}
 TRANSCRIPT_NORMALIZATION = (
     "case-folded, bracketed tags such as [LAUGHTER] removed, punctuation other than apostrophes inside "
     "words dropped, whitespace collapsed; transcripts left empty never count"
-)
-
-# "[6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[2.5000, 2.5000, 2.5000]"
-_LABEL_LINE = re.compile(
-    r"^\[\s*(?P<start>\d+(?:\.\d+)?)\s*-\s*(?P<end>\d+(?:\.\d+)?)\s*\]\s+"
-    r"(?P<id>Ses\d{2}[FM]_\S+_[FM]\d{3})\s+(?P<emotion>\w+)\s+\["
-)
-# "Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me."  (ids such as ..._FXX0 are not utterances)
-_TRANSCRIPT_LINE = re.compile(
-    r"^(?P<id>Ses\d{2}[FM]_\S+_[FM]\d{3})\s*\[\s*[\d.]+\s*-\s*[\d.]+\s*\]:\s?(?P<text>.*)$"
 )
 
 _FEATURE_COLUMNS = {
@@ -76,10 +76,6 @@ _FEATURE_COLUMNS = {
     "end": Value("float32"),
     "duration": Value("float32"),
 }
-
-
-class IemocapFormatError(ValueError):
-    """The folder is not an IEMOCAP release, or one of its files does not follow the release format."""
 
 
 def _release_root(root: str | os.PathLike) -> Path:
@@ -100,59 +96,6 @@ def _release_root(root: str | os.PathLike) -> Path:
     return root
 
 
-def _read_lines(path: Path) -> list[str]:
-    # Transcripts use CRLF line endings and label files LF; splitlines() handles both.
-    return path.read_text(encoding="utf-8", errors="replace").splitlines()
-
-
-def read_emo_evaluation(path: str | os.PathLike) -> list[dict]:
-    """The labelled utterances of one EmoEvaluation file: id, emotion, start, end.
-
-    Only the first line of each block carries the consensus label; the evaluators' `C-E?:` and
-    `A-E?:` lines and the `%` header are skipped. Blocks list all F utterances before the M ones.
-    A line that starts with "[" but does not parse as such a first line is an IemocapFormatError
-    naming the file, the line number and the line: its utterance would otherwise vanish.
-    """
-    utterances, garbled = _parse_emo_evaluation(Path(path))
-    if garbled:
-        raise IemocapFormatError(garbled[0])
-    return utterances
-
-
-def _parse_emo_evaluation(path: Path) -> tuple[list[dict], list[str]]:
-    """(the utterances of `path`, a description of each utterance header line that does not parse)."""
-    utterances, garbled = [], []
-    for number, line in enumerate(_read_lines(path), start=1):
-        text = line.strip()
-        match = _LABEL_LINE.match(text)
-        if match:
-            utterances.append(
-                {
-                    "id": match["id"],
-                    "emotion": match["emotion"],
-                    "start": float(match["start"]),
-                    "end": float(match["end"]),
-                }
-            )
-        elif text.startswith("["):  # only utterance headers start with "[" in these files
-            garbled.append(
-                f"{path}, line {number}: an utterance header that does not parse: {text!r}; expected "
-                "'[start - end]<TAB>utterance id<TAB>emotion<TAB>[v, a, d]' "
-                "as in '[6.2901 - 8.2357]\\tSes01F_impro01_F000\\tneu\\t[2.5000, 2.5000, 2.5000]'"
-            )
-    return utterances, garbled
-
-
-def read_transcriptions(path: str | os.PathLike) -> dict[str, str]:
-    """Utterance id -> transcript. Lines without an utterance id (`M: Yeah.`, `..._FXX0`) are skipped."""
-    transcripts = {}
-    for line in _read_lines(Path(path)):
-        match = _TRANSCRIPT_LINE.match(line.strip())
-        if match:
-            transcripts[match["id"]] = match["text"].strip()
-    return transcripts
-
-
 def normalize_transcript(text: str) -> str:
     """A transcript as the verbatim-overlap count compares it (`TRANSCRIPT_NORMALIZATION`):
     "Oh, [LAUGHTER] I can't!" and "oh i can't" are the same line."""
@@ -168,23 +111,48 @@ def transcripts_seen_in(texts: Sequence[str], reference_texts: Sequence[str]) ->
     return np.array([normalize_transcript(text) in reference for text in texts], dtype=bool)
 
 
-def speaker_of(utterance_id: str) -> tuple[int, str, str]:
-    """(session, gender, speaker) of an utterance id.
-
-    The gender is the letter of the *last* token: in `Ses01F_impro01_M000` the male actor speaks;
-    `Ses01F` only names the dialog's lead.
-    """
-    session = int(utterance_id[3:5])
-    gender = utterance_id.rsplit("_", 1)[1][0]
-    return session, gender, f"Ses{session:02d}_{gender}"
-
-
 def _class_map(classes: Mapping[str, str] | Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """(emotion code -> class name, class names in index order)."""
+    """(emotion code -> class name, class names in index order); every code must be the release's."""
+    if isinstance(classes, str):
+        raise ValueError(
+            f"classes must be a list of emotion codes or a code -> name mapping, got {classes!r}"
+        )
     mapping = dict(classes) if isinstance(classes, Mapping) else {code: code for code in classes}
     if not mapping:
         raise ValueError("classes must name at least one IEMOCAP emotion code")
+    for code in mapping:
+        if code not in IEMOCAP_EMOTION_CODES:
+            # A misspelt code would otherwise become a class that never gets a row.
+            raise ValueError(
+                f"classes: {code!r} is not an emotion code of the release{did_you_mean(str(code), IEMOCAP_EMOTION_CODES)}; "
+                f"its codes are {list(IEMOCAP_EMOTION_CODES)}"
+            )
     return mapping, list(dict.fromkeys(mapping.values()))
+
+
+def _check_sessions(sessions: Sequence[int]) -> tuple[int, ...]:
+    values = tuple(sessions) if not isinstance(sessions, str) else (sessions,)
+    valid = all(
+        not isinstance(s, bool) and isinstance(s, (int, np.integer)) and s in IEMOCAP_SESSIONS for s in values
+    )
+    if not values or not valid or len(set(values)) != len(values):
+        raise ValueError(
+            f"sessions must name distinct sessions among {list(IEMOCAP_SESSIONS)}, got {sessions!r}"
+        )
+    return tuple(sorted(int(s) for s in values))
+
+
+def _check_fold(protocol: str, fold: int, validation_fraction: float) -> None:
+    if protocol not in IEMOCAP_NUM_FOLDS:
+        raise ValueError(f"protocol must be one of {sorted(IEMOCAP_NUM_FOLDS)}, got {protocol!r}")
+    num_folds = IEMOCAP_NUM_FOLDS[protocol]
+    # bool is an int: fold=True would quietly be fold 1.
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < num_folds:
+        raise ValueError(
+            f"fold must be an integer in 0..{num_folds - 1} for the {protocol} protocol, got {fold!r}"
+        )
+    # Checked for both protocols: the speaker protocol does not use it, but a bad value is a mistake.
+    check_fraction(validation_fraction)
 
 
 class _Unusable(Exception):
@@ -192,14 +160,26 @@ class _Unusable(Exception):
 
 
 def _utterance_row(
-    utterance: dict, session_dir: Path, label_file: Path, transcripts: dict[str, str], transcript_file: Path
+    utterance: dict,
+    session_dir: Path,
+    label_file: Path,
+    transcripts: tuple[dict[str, str], dict[str, tuple[str, str]]] | None,
+    transcript_file: Path,
 ) -> dict:
-    """One labelled utterance as the output's columns (without `label`); raises _Unusable saying why."""
+    """One labelled utterance as the output's columns (without `label`); raises _Unusable saying why.
+    `transcripts`: what `parse_transcriptions` read from `transcript_file`, None if it is missing."""
     utterance_id, dialog = utterance["id"], label_file.stem
     wav = session_dir / "sentences" / "wav" / dialog / f"{utterance_id}.wav"
     where = f"utterance {utterance_id} (labelled in {label_file})"
     if not wav.is_file():
         raise _Unusable(f"{where} has no audio file {wav}", "without a wav file")
+    if transcripts is None:
+        raise _Unusable(
+            f"{where}: its transcription file {transcript_file} is missing", "without a transcription file"
+        )
+    transcripts, transcript_problems = transcripts
+    if utterance_id in transcript_problems:
+        raise _Unusable(*transcript_problems[utterance_id])
     if utterance_id not in transcripts:
         raise _Unusable(f"{where} has no line in {transcript_file}", "without a transcript line")
     try:
@@ -228,6 +208,7 @@ def load_iemocap_utterances(
     root: str | os.PathLike,
     classes: Mapping[str, str] | Sequence[str] = IEMOCAP_FOUR_CLASS_MAP,
     on_missing: str = "error",
+    sessions: Sequence[int] = IEMOCAP_SESSIONS,
 ) -> Dataset:
     """Every labelled utterance of the release whose emotion is in `classes`, as one Dataset.
 
@@ -235,22 +216,42 @@ def load_iemocap_utterances(
         root: the `IEMOCAP_full_release` folder (or its parent).
         classes: emotion code -> class name (default: the 4-class map, hap + exc -> happy), or a
             list of codes that each become a class (e.g. `["neu", "ang", "sad", "hap", "fru"]`).
-        on_missing: "error" (default) raises on a labelled utterance without a wav file or
-            transcript, whose wav is not readable audio (not a sound file, empty, 0 frames) or whose
-            header line in the label file does not parse; "skip" leaves such utterances out, counts
-            them by reason and logs them.
+            Every code must be one of `IEMOCAP_EMOTION_CODES`, and every class must get utterances.
+        on_missing: "error" (default) raises on a labelled utterance without a wav file,
+            transcription file or transcript line, whose wav is not readable audio (not a sound
+            file, empty, 0 frames), whose header line in the label file does not parse, has a code
+            the release does not use or ends before it starts, that a label file of another session
+            holds, or that is labelled a second time; and on a transcript line that does not parse
+            or repeats an id with other text. "skip" leaves such utterances out (the first label of
+            one labelled twice is kept), counts them by reason and logs them.
+        sessions: the sessions to read (default: all five, which both fold protocols need); a
+            session folder missing from the release is an error unless left out here.
     """
     if on_missing not in ("error", "skip"):
         raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    sessions = _check_sessions(sessions)
     release = _release_root(root)
     mapping, names = _class_map(classes)
+    present = [session for session in sessions if (release / f"Session{session}").is_dir()]
+    if len(present) < len(sessions):
+        missing = ", ".join(f"Session{session}" for session in sessions if session not in present)
+        raise IemocapFormatError(
+            f"{release}: no folder {missing}; the fold protocols test every speaker and session of the "
+            f"release. To load fewer sessions on purpose, pass sessions={present}"
+        )
     rows: dict[str, list] = {column: [] for column in [*_FEATURE_COLUMNS, "label"]}
     skipped: list[str] = []
     skipped_reasons: Counter = Counter()
-    for session in IEMOCAP_SESSIONS:
+    seen: dict[str, tuple[Path, int, str]] = {}  # across files: a copied dialog repeats its ids
+
+    def unusable(problem: str, reason: str) -> None:
+        if on_missing == "error":
+            raise IemocapFormatError(problem + "; pass on_missing='skip' to leave such utterances out")
+        skipped.append(problem)
+        skipped_reasons[reason] += 1
+
+    for session in sessions:
         session_dir = release / f"Session{session}"
-        if not session_dir.is_dir():
-            continue
         label_dir = session_dir / "dialog" / "EmoEvaluation"
         label_files = sorted(label_dir.glob("*.txt")) if label_dir.is_dir() else []
         if not label_files:
@@ -258,29 +259,24 @@ def load_iemocap_utterances(
                 f"{label_dir}: expected one <dialog>.txt label file per dialog, found none"
             )
         for label_file in label_files:
+            utterances, problems = parse_emo_evaluation(label_file, seen, session)
+            for problem in problems:
+                unusable(*problem)
             transcript_file = session_dir / "dialog" / "transcriptions" / label_file.name
-            transcripts = read_transcriptions(transcript_file) if transcript_file.is_file() else {}
-            utterances, garbled = _parse_emo_evaluation(label_file)
-            for problem in garbled:
-                if on_missing == "error":
-                    raise IemocapFormatError(
-                        problem + "; pass on_missing='skip' to leave such utterances out"
-                    )
-                skipped.append(problem)
-                skipped_reasons["with a header line that does not parse"] += 1
+            transcripts = parse_transcriptions(transcript_file) if transcript_file.is_file() else None
+            if transcripts is not None and transcripts[1] and on_missing == "error":
+                # Raised where the line is read, like a bad header; under "skip" its utterance is
+                # counted once, below, if it is one of the chosen classes.
+                unusable(*next(iter(transcripts[1].values())))
             for utterance in utterances:
                 if utterance["emotion"] not in mapping:
                     continue
                 try:
                     values = _utterance_row(utterance, session_dir, label_file, transcripts, transcript_file)
                 except _Unusable as err:
-                    problem, reason = err.args
-                    if on_missing == "error":
-                        raise IemocapFormatError(
-                            problem + "; pass on_missing='skip' to leave such utterances out"
-                        ) from None
-                    skipped.append(problem)
-                    skipped_reasons[reason] += 1
+                    values, problem = None, err.args
+                if values is None:
+                    unusable(*problem)
                     continue
                 values["label"] = names.index(mapping[utterance["emotion"]])
                 for column, value in values.items():
@@ -291,11 +287,19 @@ def load_iemocap_utterances(
             f"IEMOCAP: skipped {len(skipped)} labelled utterance(s) (on_missing='skip'): {reasons}; "
             f"first: {skipped[:3]}"
         )
-    if not rows["id"]:
-        raise IemocapFormatError(f"{release}: no utterance labelled with any of {sorted(mapping)}")
+    counts = Counter(rows["label"])
+    empty = [
+        f"class {name!r} has no utterance (codes {[code for code, value in mapping.items() if value == name]})"
+        for index, name in enumerate(names)
+        if not counts[index]
+    ]
+    if empty:
+        raise IemocapFormatError(
+            f"{release} (sessions {list(sessions)}): {'; '.join(empty)}; a class without rows cannot be "
+            "trained or scored"
+        )
     features = Features({**_FEATURE_COLUMNS, "label": ClassLabel(names=names)})
     dataset = Dataset.from_dict(rows, features=features)
-    counts = Counter(rows["label"])
     logger.info(
         f"IEMOCAP: {len(dataset)} utterances from {release}: "
         + ", ".join(f"{name} {counts[index]}" for index, name in enumerate(names))
@@ -318,13 +322,7 @@ def iemocap_fold_indices(
     - `session` (5 folds, leave one session out): fold k tests session k + 1; validation is a
       stratified, seeded `validation_fraction` of the four training sessions.
     """
-    if protocol not in IEMOCAP_NUM_FOLDS:
-        raise ValueError(f"protocol must be one of {sorted(IEMOCAP_NUM_FOLDS)}, got {protocol!r}")
-    num_folds = IEMOCAP_NUM_FOLDS[protocol]
-    if not isinstance(fold, (int, np.integer)) or not 0 <= fold < num_folds:
-        raise ValueError(
-            f"fold must be an integer in 0..{num_folds - 1} for the {protocol} protocol, got {fold!r}"
-        )
+    _check_fold(protocol, fold, validation_fraction)
     if protocol == "speaker":
         speakers = np.asarray(utterances["speaker"])
         test_speaker = IEMOCAP_SPEAKERS[fold]
@@ -340,7 +338,12 @@ def iemocap_fold_indices(
         test_session = IEMOCAP_SESSIONS[fold]
         training = np.flatnonzero(sessions != test_session)
         labels = np.asarray(utterances["label"])[training]
-        kept, held = stratified_split(labels, validation_fraction, seed)
+        try:
+            kept, held = stratified_split(
+                labels, validation_fraction, seed, utterances.features["label"].names
+            )
+        except ValueError as err:
+            raise ValueError(f"{protocol} fold {fold}: {err}") from None
         splits = {
             "train": training[kept],
             "validation": training[held],
@@ -354,8 +357,8 @@ def iemocap_fold_indices(
         if len(splits[name]) == 0:
             where = held_out.get(name, "the training speakers")
             raise IemocapFormatError(
-                f"{protocol} fold {fold}: the {name} split ({where}) holds no utterance; "
-                "is a session missing from the release?"
+                f"{protocol} fold {fold}: the {name} split ({where}) holds no utterance; the utterances "
+                f"given are of sessions {sorted(set(utterances['session']))}"
             )
     return splits
 
@@ -369,13 +372,14 @@ def load_iemocap(
     seed: int = 42,
     on_missing: str = "error",
     method: str = "all",
+    sessions: Sequence[int] = IEMOCAP_SESSIONS,
 ) -> DatasetDict:
     """One fold of IEMOCAP as DatasetDict(train, validation, test).
 
     Columns: id, audio (path), text, label (ClassLabel), session, speaker (`Ses01_F`), gender,
     dialog, method (impro / script), emotion (the release's code), start, end (the label file's
     timestamps), duration (seconds, from the wav header). See `iemocap_fold_indices` for the two
-    protocols and `load_iemocap_utterances` for `classes` and `on_missing`.
+    protocols and `load_iemocap_utterances` for `classes`, `on_missing` and `sessions`.
 
     `method`: "all" (default, the paper), or only the "improvised" or the "scripted" dialogs. Every
     session's actors read the same scripts, so scripted test transcripts occur word for word in
@@ -383,7 +387,8 @@ def load_iemocap(
     """
     if method != "all" and method not in IEMOCAP_METHODS:
         raise ValueError(f"method must be one of {['all', *IEMOCAP_METHODS]}, got {method!r}")
-    utterances = load_iemocap_utterances(root, classes=classes, on_missing=on_missing)
+    _check_fold(protocol, fold, validation_fraction)  # before the release is read
+    utterances = load_iemocap_utterances(root, classes=classes, on_missing=on_missing, sessions=sessions)
     if method != "all":
         kept = np.flatnonzero(np.asarray(utterances["method"]) == IEMOCAP_METHODS[method])
         if len(kept) == 0:
@@ -400,6 +405,7 @@ def load_iemocap(
 
 
 __all__ = [
+    "IEMOCAP_EMOTION_CODES",
     "IEMOCAP_METHODS",
     "TRANSCRIPT_NORMALIZATION",
     "normalize_transcript",

@@ -84,19 +84,43 @@ def select_splits(
     return selected, other_labels
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, held-out) row indices, holding out round(`fraction` x count) rows of every class, seeded."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+def check_fraction(fraction: Any, name: str = "validation_fraction") -> float:
+    """`fraction` as a float in (0, 1): TypeError if it is not a real number (a bool, a string),
+    ValueError if it is out of range or nan."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number in (0, 1), got {fraction!r} ({type(fraction).__name__})")
+    if not 0 < fraction < 1:  # also refuses nan
+        raise ValueError(f"{name} must be in (0, 1), got {fraction}")
+    return float(fraction)
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int, class_names: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) row indices, holding out round(`fraction` x count) rows of every class, seeded.
+
+    ValueError when either side would have no row (too few rows per class for `fraction`), giving
+    the per-class counts (named by `class_names` where given).
+    """
+    fraction = check_fraction(fraction)
     rng = np.random.default_rng(seed)
-    held_out = []
+    held_out, counts = [], {}
     for label in np.unique(labels):
         rows = np.flatnonzero(labels == label)
+        counts[class_names[label] if class_names is not None else label.item()] = len(rows)
         count = int(round(fraction * len(rows)))
         if count:
             held_out.append(rng.permutation(rows)[:count])
     held = np.sort(np.concatenate(held_out)) if held_out else np.array([], dtype=int)
     kept = np.setdiff1d(np.arange(len(labels)), held)
+    for name, rows in (("validation", held), ("train", kept)):
+        if len(rows) == 0:
+            # round(fraction x count) per class: 0 everywhere, or the whole of every class.
+            raise ValueError(
+                f"{name} would have 0 rows: validation_fraction {fraction} of {len(labels)} rows "
+                f"(per class: {counts}) rounds to {'0' if name == 'validation' else 'every row'} in every "
+                "class; choose a fraction that leaves rows on both sides"
+            )
     return kept, held
 
 
@@ -114,8 +138,15 @@ def with_validation_split(splits: DatasetDict, fraction: float | None, seed: int
             f"{source} has no validation rows (splits: {sorted(splits)}); mark some rows 'validation', "
             "or pass --validation_fraction 0.1 to hold out part of train"
         )
+    if "train" not in splits:
+        raise ValueError(
+            f"{source} has no train rows (splits: {sorted(splits)}): there is nothing to hold a validation "
+            "split out of"
+        )
     train = splits["train"]
-    kept, held = stratified_split(np.asarray(train["label"]), fraction, seed)
+    label_feature = train.features.get("label")
+    names = getattr(label_feature, "names", None)
+    kept, held = stratified_split(np.asarray(train["label"]), fraction, seed, class_names=names)
     logger.info(
         "validation: %d of the %d training rows (%.0f%%, stratified by label, seed %d)",
         len(held),
@@ -126,4 +157,10 @@ def with_validation_split(splits: DatasetDict, fraction: float | None, seed: int
     return DatasetDict({**splits, "train": train.select(kept), "validation": train.select(held)})
 
 
-__all__ = ["SPLIT_ORDER", "normalize_split_name", "stratified_split", "with_validation_split"]
+__all__ = [
+    "SPLIT_ORDER",
+    "check_fraction",
+    "normalize_split_name",
+    "stratified_split",
+    "with_validation_split",
+]

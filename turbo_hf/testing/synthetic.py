@@ -279,6 +279,17 @@ def make_synthetic_corpus(
     rng = np.random.default_rng(seed)
     root = Path(root)
     if layout == "iemocap":
+        from ..data.iemocap import IEMOCAP_EMOTION_CODES
+
+        # Any other name would be written as an emotion code the release does not have.
+        unknown = [
+            name for name in classes if name not in _IEMOCAP_CODES and name not in IEMOCAP_EMOTION_CODES
+        ]
+        if unknown:
+            raise ValueError(
+                f"classes {unknown} are not names the IEMOCAP layout can write: use {list(_IEMOCAP_CODES)} "
+                f"or the release's emotion codes {list(IEMOCAP_EMOTION_CODES)}"
+            )
         dialogs = _iemocap_dialogs(classes, n_per_class, rng, reliability, sampling_rate)
         return write_iemocap_release(root, dialogs, sampling_rate)
     if layout == "manifest":
