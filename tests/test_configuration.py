@@ -269,3 +269,9 @@ def test_an_argument_file_with_a_non_finite_turbo_value_is_refused_naming_the_fl
         parse_recipe_arguments(types, {}, [str(path)])
     with pytest.raises(ValueError, match=r"--gather_across_processes must be True or False"):
         ModelArguments(gather_across_processes="yes")
+
+
+@pytest.mark.parametrize("name,value", [("id2label", ["a", "b", "c"]), ("label2id", [("a", 0), ("b", 1)])])
+def test_label_maps_that_are_no_dicts_are_named(name, value):
+    with pytest.raises(TypeError, match=rf"TurboConfig.{name} must be a dict, got list"):
+        TurboConfig(audio_config=tiny_audio_config(), text_config=tiny_text_config(), **{name: value})

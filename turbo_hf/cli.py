@@ -218,22 +218,24 @@ def _load_pipeline(args: argparse.Namespace):
     device = _check_device(args.device)
     import transformers
 
-    from .model_folders import check_model_folder
+    from .modeling_turbo import TurboForAudioTextClassification
     from .pipeline import TASK, register_pipeline
+    from .processing_turbo import TurboProcessor
 
     register_pipeline()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     with _user_input(f"cannot load model {args.model}"):
-        # transformers.pipeline reads config.json before any Turbo code runs: check the folder first
-        # (and before the recognizer is loaded, which takes longer).
-        check_model_folder(args.model)
+        # Loaded here, not by transformers.pipeline: it turns a loading error into a traceback quoted
+        # in a ValueError. First, as the recognizer takes longer to load.
+        model = TurboForAudioTextClassification.from_pretrained(args.model)
+        processor = TurboProcessor.from_pretrained(args.model)
     asr = None
     if args.asr_model is not None:
         with _user_input(f"cannot load --asr-model {args.asr_model}"):
             asr = transformers.pipeline("automatic-speech-recognition", model=args.asr_model, device=device)
     with _user_input(f"cannot load model {args.model}"):
-        pipe = transformers.pipeline(TASK, model=args.model, asr_model=asr, device=device)
+        pipe = transformers.pipeline(TASK, model=model, processor=processor, asr_model=asr, device=device)
     # Whether the limit leaves the encoder enough samples depends on the model.
     with _user_input("argument --max-duration"):
         pipe.crop_length(args.max_duration)

@@ -26,7 +26,7 @@ from .configuration_rules import (
     describe_unknown,
     unknown_keywords_message,
 )
-from .model_folders import check_config_file, local_folder
+from .model_folders import TURBO_MODEL_TYPE, check_config_dict, check_config_file, local_folder
 
 logger = logging.get_logger(__name__)
 
@@ -159,7 +159,7 @@ class TurboConfig(PreTrainedConfig):
             Standard deviation of the initialisation of the projections and the classifier.
     """
 
-    model_type = "turbo"
+    model_type = TURBO_MODEL_TYPE
     sub_configs_defaults = {
         "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2"),
         "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert"),
@@ -200,6 +200,10 @@ class TurboConfig(PreTrainedConfig):
         unknown = [key for key in kwargs if not _is_config_key(key)]
         if unknown:
             raise TypeError(unknown_keywords_message(unknown))
+        for name in ("id2label", "label2id"):  # PreTrainedConfig would fail on .items()
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, dict):
+                raise TypeError(f"TurboConfig.{name} must be a dict, got {type(value).__name__} {value!r}")
         if "num_labels" in kwargs:  # PreTrainedConfig turns it into id2label with range()
             kwargs["num_labels"] = TURBO_FIELD_RULES["num_labels"].check(
                 kwargs["num_labels"], "TurboConfig.num_labels"
@@ -279,7 +283,7 @@ class TurboConfig(PreTrainedConfig):
         it, transformers would return the default config: a wav2vec2-base / bert-base model)."""
         folder = local_folder(pretrained_model_name_or_path, kwargs.get("subfolder", ""))
         if folder is not None and "_configuration_file" not in kwargs and not kwargs.get("gguf_file"):
-            check_config_file(folder)
+            check_config_file(folder, cls.model_type)
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
@@ -310,6 +314,14 @@ class TurboConfig(PreTrainedConfig):
             raise TypeError(unknown_keywords_message(misspelt))
         config.apply_to_encoders()
         return (config, unused) if return_unused_kwargs else config
+
+    @classmethod
+    def _dict_from_json_file(cls, json_file) -> dict[str, Any]:
+        # Where from_pretrained (local folder or hub cache) first sees the file: a JSON list, another
+        # family's config.json or a list for id2label are named here, with the file.
+        config_dict = super()._dict_from_json_file(json_file)
+        check_config_dict(config_dict, json_file, cls.model_type)
+        return config_dict
 
     @classmethod
     def from_json_file(cls, json_file) -> TurboConfig:

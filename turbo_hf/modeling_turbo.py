@@ -3,6 +3,7 @@ joint space, a linear classifier on the concatenated projections, trained with C
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -19,7 +20,7 @@ from .audio_encoders import audio_encoder_adapter, build_audio_encoder, load_aud
 from .configuration_rules import NEAR_MISS_CUTOFF, closest_turbo_field
 from .configuration_turbo import TWO_VIEW_LOSS_MODES, TurboConfig
 from .losses import in_modal_loss, info_nce, transcript_rows, turbo_loss_terms
-from .model_folders import check_model_folder, local_folder
+from .model_folders import check_loading_info, check_model_folder, local_folder, weights_description
 from .pooling import masked_mean
 from .text_encoders import TextEncoderAdapter, build_text_encoder, load_text_encoder
 
@@ -67,15 +68,44 @@ class TurboPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """As `PreTrainedModel.from_pretrained`, after checking a local folder: that it exists, holds
-        config.json and complete safetensors weights (errors naming the folder or the file)."""
+        """As `PreTrainedModel.from_pretrained`, after checking a local folder: that it exists, holds a
+        Turbo config.json and complete safetensors weights (errors naming the folder or the file).
+
+        A saved Turbo model is loaded whole: weights that lack tensors of the model, hold others, or
+        hold them in another shape (num_labels, projection_dim, an encoder's size) are an error naming
+        the file, the tensors and the config field, where transformers would log a report and go on
+        with random tensors. `ignore_mismatched_sizes=True` still replaces tensors of another shape
+        with new ones (a new head). Pretrained encoders go through `from_encoders_pretrained`.
+        """
+        subfolder = kwargs.get("subfolder", "")
+        given_config = kwargs.get("config") is not None
         if pretrained_model_name_or_path is not None:
             check_model_folder(
                 pretrained_model_name_or_path,
-                kwargs.get("subfolder", ""),
-                needs_config=kwargs.get("config") is None and not kwargs.get("gguf_file"),
+                subfolder,
+                needs_config=not given_config and not kwargs.get("gguf_file"),
             )
-        return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        wants_info = kwargs.pop("output_loading_info", False)
+        allow_mismatched = kwargs.get("ignore_mismatched_sizes", False)
+        # transformers raises on a shape mismatch before it returns what it found: let it return, and
+        # hold its load report back, so that the error below is the one message.
+        kwargs["ignore_mismatched_sizes"] = True
+        with _held_load_report() as held:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+            )
+        if pretrained_model_name_or_path is None:
+            weights, config_file = "the given state_dict", "the given config"
+        else:
+            weights = weights_description(pretrained_model_name_or_path, subfolder)
+            folder = local_folder(pretrained_model_name_or_path, subfolder)
+            config_file = (
+                str(folder / "config.json") if folder else f"config.json of {pretrained_model_name_or_path}"
+            )
+            config_file = "the config passed to from_pretrained" if given_config else config_file
+        check_loading_info(info, weights, config_file, model.config, allow_mismatched)
+        held.release()
+        return (model, info) if wants_info else model
 
     def _init_weights(self, module: nn.Module) -> None:
         # Encoders are PreTrainedModels and initialise themselves; this reaches only the new heads.
@@ -348,6 +378,34 @@ def _weighted_loss(ce_loss: torch.Tensor | None, contrastive: torch.Tensor | Non
 def _feature_norm(kind: str | None, size: int) -> nn.Module:
     # No affine parameters: the projection that follows is affine already.
     return nn.BatchNorm1d(size, affine=False) if kind == "batch" else nn.Identity()
+
+
+class _held_load_report(contextlib.AbstractContextManager):
+    """Holds back the LOAD REPORT that transformers logs while loading weights; `release()` logs it
+    after all (the load is accepted), and leaving without it drops it (an error says more)."""
+
+    _logger = logging.get_logger("transformers.modeling_utils")
+
+    def __init__(self):
+        self.records: list = []
+
+    def filter(self, record) -> bool:
+        if "LOAD REPORT" in str(record.msg):
+            self.records.append(record)
+            return False
+        return True
+
+    def __enter__(self):
+        self._logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._logger.removeFilter(self)
+
+    def release(self) -> None:
+        for record in self.records:
+            self._logger.handle(record)
+        self.records.clear()
 
 
 _HUB_KWARGS = ("revision", "cache_dir", "token", "local_files_only", "trust_remote_code", "subfolder")
