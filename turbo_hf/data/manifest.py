@@ -74,9 +74,10 @@ def load_manifest(
     Args:
         options: a `ManifestOptions` (columns, `on_bad_row`); `option_overrides` set single fields of it,
             e.g. `load_manifest(path, audio_column="wav", on_bad_row="skip")`. `label_column=None` loads
-            an unlabelled dataset (prediction); a named column that is absent is an error. Split values
-            train / validation / test are case-insensitive, dev / valid / val mean validation, and the
-            split column is dropped from each split. `on_bad_row="raise"` stops with a ManifestError
+            an unlabelled dataset (prediction); a named column that is absent is an error (the id and
+            split columns only when named other than "id" / "split"). Split values train / validation /
+            test are case-insensitive, dev / valid / val mean validation, and the split column is dropped
+            from each split. `on_bad_row="raise"` stops with a ManifestError
             naming file:line; "skip" leaves the row out, logging one warning with the count and first
             reasons. A missing column is never skipped. Empty transcripts are allowed (one warning).
         labels: class names in id order; a label outside them is a bad row. Unused without a label column.
@@ -102,7 +103,14 @@ def load_manifest(
     path = Path(path)
     text_column = None if text_optional else options.text_column
     required = [name for name in (options.audio_column, text_column, options.label_column) if name]
-    columns, rows = read_manifest(path, required, line_column)
+    named = [getattr(options, f"{kind}_column") for kind in ("audio", "text", "label", "split", "id")]
+    columns, rows = read_manifest(
+        path,
+        required,
+        line_column,
+        string_columns=[name for name in named if name],
+        named_optional=_named_optional_columns(options),
+    )
     if text_optional and options.text_column not in columns:
         logger.info(f"{path}: no {options.text_column!r} column; every row has an empty transcript")
     wanted = wanted_splits(path, splits, options.split_column, columns)
@@ -127,6 +135,15 @@ def load_manifest(
     label_values = [(line, record["label"]) for line, record in kept if "label" in record] + other_labels
     data = _build(path, kept, spec, labels, label_values, compute_duration, line_column)
     return (data, problems) if return_skipped else data
+
+
+def _named_optional_columns(options: ManifestOptions) -> dict[str, str]:
+    """{option: column} of the id and split columns named other than by default. Under their default
+    names they are optional; a column the caller named must exist, since a typo in its name would
+    silently give generated ids or a single split."""
+    defaults = ManifestOptions()
+    names = {option: getattr(options, option) for option in ("id_column", "split_column")}
+    return {option: name for option, name in names.items() if name not in (None, getattr(defaults, option))}
 
 
 # -- check rows --------------------------------------------------------------------------------------
@@ -201,6 +218,8 @@ def _standard_row(row: dict[str, str | None], line: int, spec: _RowSpec) -> dict
     if not audio:
         raise _BadRow(f"empty audio path in column {spec.audio!r}")
     audio = os.path.normpath(spec.folder / os.path.expanduser(audio))
+    if os.path.isdir(audio):
+        raise _BadRow(f"audio path is a directory: {audio}")
     if not os.path.isfile(audio):
         raise _BadRow(f"audio file not found: {audio}")
     record: dict[str, Any] = {
