@@ -76,6 +76,39 @@ def test_an_empty_column_name_in_the_header_is_an_error(tmp_path):
         load_manifest(path)
 
 
+# -- labels ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "values, odd_line, odd_value, usual_value",
+    [
+        (["happy", "Happy", "happy", "sad", "HAPPY"], 3, "Happy", "happy"),  # case
+        (["1", "01", "1", "0"], 3, "01", "1"),  # equal as integers
+        (["happy", "sad", "happy\u200b", "happy"], 4, "happy\u200b", "happy"),  # a zero-width space
+        (["ｈａｐｐｙ", "happy", "happy"], 2, "ｈａｐｐｙ", "happy"),  # full-width letters (NFKC)
+        (["Sad", "sad", "x"], 3, "sad", "Sad"),  # a tie: the file's first spelling is the expected one
+    ],
+)
+def test_inferred_label_spellings_of_one_class_are_an_error_naming_both(
+    tmp_path, values, odd_line, odd_value, usual_value
+):
+    rows = [[f"clips/{index % 3}.wav", "t", value] for index, value in enumerate(values)]
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], rows)
+    for on_bad_row in ("raise", "skip"):  # only odd relative to the other rows: never skipped
+        with pytest.raises(ManifestError) as err:
+            load_manifest(path, on_bad_row=on_bad_row)
+        _assert_names(err, "m.csv", odd_line)
+        assert f"label {odd_value!r}" in str(err.value) and f"{usual_value!r}" in str(err.value)
+        assert "labels=[" in str(err.value)
+    assert load_manifest(path, labels=list(dict.fromkeys(values))).features["label"].names == list(
+        dict.fromkeys(values)
+    )
+
+
+def test_labels_given_as_one_string_are_refused(tmp_path):
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], [["clips/0.wav", "t", "ab"]])
+    with pytest.raises(TypeError, match=r"labels= must be a sequence of class names.*'ab'"):
+        load_manifest(path, labels="ab")
+
+
 # -- JSON lines --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "bad_line, message",
@@ -149,3 +182,10 @@ def test_a_directory_is_named_as_one(tmp_path):
     path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], [["clips/sub.wav", "t", "a"]])
     with pytest.raises(ManifestError, match=r"m\.csv:2: audio path is a directory: .*sub\.wav"):
         load_manifest(path)
+
+
+def test_a_misspelt_keyword_suggests_the_option(tmp_path):
+    with pytest.raises(
+        TypeError, match=r"unexpected keyword argument 'audio_colum'; did you mean 'audio_column'"
+    ):
+        load_manifest(tmp_path / "m.csv", audio_colum="wav")
