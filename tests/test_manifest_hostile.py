@@ -148,6 +148,26 @@ def test_a_pretty_printed_json_array_names_its_first_line(tmp_path):
 
 
 # -- splits, columns, files --------------------------------------------------------------------------
+def test_a_split_name_outside_train_validation_test_is_a_bad_row(tmp_path):
+    rows = [
+        ["clips/0.wav", "t", "a", "train"],
+        ["clips/1.wav", "t", "b", "dev"],
+        ["clips/2.wav", "t", "a", "trian"],
+        ["clips/0.wav", "t", "b", "test"],
+    ]
+    path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label", "split"], rows)
+    expected = (
+        r"split 'trian' is not a split name; expected train, validation .* or test \(closest: 'train'\)"
+    )
+    with pytest.raises(ManifestError, match=expected) as err:
+        load_manifest(path)
+    _assert_names(err, "m.csv", 4)
+    with pytest.raises(ManifestError, match=expected):  # it may be a test row: it is checked
+        load_manifest(path, splits=("test",))
+    data, skipped = load_manifest(path, on_bad_row="skip", return_skipped=True)
+    assert list(data) == ["train", "validation", "test"] and [line for line, _ in skipped] == [4]
+
+
 @pytest.mark.parametrize("option", ["id_column", "split_column"])
 def test_a_named_id_or_split_column_that_is_absent_is_an_error(tmp_path, option):
     path = _write_csv(tmp_path / "m.csv", ["audio", "text", "label"], [["clips/0.wav", "t", "a"]])

@@ -79,8 +79,8 @@ def load_manifest(
             e.g. `load_manifest(path, audio_column="wav", on_bad_row="skip")`. `label_column=None` loads
             an unlabelled dataset (prediction); a named column that is absent is an error (the id and
             split columns only when named other than "id" / "split"). Split values train / validation /
-            test are case-insensitive, dev / valid / val mean validation, and the split column is dropped
-            from each split. `on_bad_row="raise"` stops with a ManifestError
+            test are case-insensitive, dev / valid / val mean validation, any other value is a bad row,
+            and the split column is dropped from each split. `on_bad_row="raise"` stops with a ManifestError
             naming file:line; "skip" leaves the row out, logging one warning with the count and first
             reasons. A missing column is never skipped. Empty transcripts are allowed (one warning).
         labels: class names in id order; a label outside them is a bad row. Unused without a label column.
