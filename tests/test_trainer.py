@@ -432,7 +432,9 @@ def test_a_manifest_split_value_that_is_no_split_name_is_an_error_not_dropped_ro
         writer.writeheader()
         writer.writerows(rows)
     training_args = TurboTrainingArguments(output_dir=str(tmp_path / "out"), report_to="none", use_cpu=True)
-    with pytest.raises(ValueError, match=r"split value\(s\) \['tset'\] in column 'split'"):
+    with pytest.raises(
+        ValueError, match=rf"{manifest.name}:{len(rows) + 1}: split 'tset' is not a split name"
+    ):
         run_manifest(
             ModelArguments(), DataArguments(), ManifestArguments(manifest=str(manifest)), training_args
         )

@@ -316,13 +316,7 @@ def run_manifest(
             f"{manifest_args.manifest}: no {manifest_args.split_column!r} column; training needs rows marked "
             "train, validation and test"
         )
-    unknown = sorted(set(splits) - {"train", "validation", "test"})
-    if unknown:
-        # Rows of any other split would be loaded and then never used.
-        raise ValueError(
-            f"{manifest_args.manifest}: split value(s) {unknown} in column {manifest_args.split_column!r}; "
-            "expected train, validation (or dev / valid / val) and test"
-        )
+    # load_manifest refuses split values other than train / validation / test, naming the line.
     splits = with_validation_split(
         splits, manifest_args.validation_fraction, training_args.seed, source=manifest_args.manifest
     )

@@ -12,8 +12,10 @@ durations, build the datasets.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,15 +70,17 @@ def load_manifest(
     line). Output columns: `id` (the `id_column`, else "<manifest stem>:<line>"), `audio` (absolute
     path; relative paths resolve against the manifest's folder), `text`, `label` (a ClassLabel whose
     names are `labels`, else the sorted distinct values, numerically when all are integers; a mix of
-    integer-looking and other values, e.g. 0, 1 and one 'yes', is a ManifestError naming the odd line),
-    `duration` (seconds, from the file header), then the manifest's other columns as strings.
+    integer-looking and other values, e.g. 0, 1 and one 'yes', or two spellings of one name, e.g.
+    'Happy' and 'happy' or '01' and '1', is a ManifestError naming the odd line), `duration`
+    (seconds, from the file header), then the manifest's other columns as strings.
 
     Args:
         options: a `ManifestOptions` (columns, `on_bad_row`); `option_overrides` set single fields of it,
             e.g. `load_manifest(path, audio_column="wav", on_bad_row="skip")`. `label_column=None` loads
-            an unlabelled dataset (prediction); a named column that is absent is an error. Split values
-            train / validation / test are case-insensitive, dev / valid / val mean validation, and the
-            split column is dropped from each split. `on_bad_row="raise"` stops with a ManifestError
+            an unlabelled dataset (prediction); a named column that is absent is an error (the id and
+            split columns only when named other than "id" / "split"). Split values train / validation /
+            test are case-insensitive, dev / valid / val mean validation, any other value is a bad row,
+            and the split column is dropped from each split. `on_bad_row="raise"` stops with a ManifestError
             naming file:line; "skip" leaves the row out, logging one warning with the count and first
             reasons. A missing column is never skipped. Empty transcripts are allowed (one warning).
         labels: class names in id order; a label outside them is a bad row. Unused without a label column.
@@ -98,11 +102,19 @@ def load_manifest(
         return_skipped: also return the rows skipped with `on_bad_row="skip"`, as `(data, skipped)`
             with `SkippedRow(line, reason)` items in file order.
     """
+    _check_arguments(labels, option_overrides)
     options = dataclasses.replace(options or ManifestOptions(), **option_overrides)
     path = Path(path)
     text_column = None if text_optional else options.text_column
     required = [name for name in (options.audio_column, text_column, options.label_column) if name]
-    columns, rows = read_manifest(path, required, line_column)
+    named = [getattr(options, f"{kind}_column") for kind in ("audio", "text", "label", "split", "id")]
+    columns, rows = read_manifest(
+        path,
+        required,
+        line_column,
+        string_columns=[name for name in named if name],
+        named_optional=_named_optional_columns(options),
+    )
     if text_optional and options.text_column not in columns:
         logger.info(f"{path}: no {options.text_column!r} column; every row has an empty transcript")
     wanted = wanted_splits(path, splits, options.split_column, columns)
@@ -127,6 +139,31 @@ def load_manifest(
     label_values = [(line, record["label"]) for line, record in kept if "label" in record] + other_labels
     data = _build(path, kept, spec, labels, label_values, compute_duration, line_column)
     return (data, problems) if return_skipped else data
+
+
+def _check_arguments(labels: Sequence[str] | None, overrides: dict[str, Any]) -> None:
+    """TypeErrors for `labels` given as one string (its characters would become the classes) and for
+    a misspelt keyword, with the option it most likely meant (dataclasses' own error names none)."""
+    if isinstance(labels, (str, bytes)):
+        raise TypeError(
+            f"labels= must be a sequence of class names, got the string {labels!r}; "
+            "pass a list, e.g. labels=['no', 'yes']"
+        )
+    known = [option.name for option in dataclasses.fields(ManifestOptions)]
+    for name in overrides:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; ManifestOptions fields are {known}"
+            raise TypeError(f"load_manifest() got an unexpected keyword argument {name!r}{hint}")
+
+
+def _named_optional_columns(options: ManifestOptions) -> dict[str, str]:
+    """{option: column} of the id and split columns named other than by default. Under their default
+    names they are optional; a column the caller named must exist, since a typo in its name would
+    silently give generated ids or a single split."""
+    defaults = ManifestOptions()
+    names = {option: getattr(options, option) for option in ("id_column", "split_column")}
+    return {option: name for option, name in names.items() if name not in (None, getattr(defaults, option))}
 
 
 # -- check rows --------------------------------------------------------------------------------------
@@ -201,6 +238,8 @@ def _standard_row(row: dict[str, str | None], line: int, spec: _RowSpec) -> dict
     if not audio:
         raise _BadRow(f"empty audio path in column {spec.audio!r}")
     audio = os.path.normpath(spec.folder / os.path.expanduser(audio))
+    if os.path.isdir(audio):
+        raise _BadRow(f"audio path is a directory: {audio}")
     if not os.path.isfile(audio):
         raise _BadRow(f"audio file not found: {audio}")
     record: dict[str, Any] = {
@@ -289,14 +328,13 @@ def _class_names(path: Path, values: list[tuple[int, str]], labels: Sequence[str
     Inferred names sort numerically when all look like integers. A mix of integer-looking and other
     values (0, 1 and one 'yes') is most likely a typo that would silently become a class of its own,
     so it is an error naming the first line of the rarer kind, whatever `on_bad_row` says: that row is
-    only odd relative to the others, and skipping it would quietly decide which kind was meant.
+    only odd relative to the others, and skipping it would quietly decide which kind was meant. Two
+    spellings of one name (see `_check_spellings`) are an error for the same reason.
     """
     if labels is not None:
         return [str(name) for name in labels]
     is_integer = {value: re.fullmatch(r"-?\d+", value) is not None for _, value in values}
-    if all(is_integer.values()):
-        return sorted(is_integer, key=int)
-    if any(is_integer.values()):
+    if any(is_integer.values()) and not all(is_integer.values()):
         integer_rows = sum(is_integer[value] for _, value in values)
         other_rows = len(values) - integer_rows
         # The rarer kind is the odd one; on a tie, the kind of the file's first label is the expected one.
@@ -310,7 +348,43 @@ def _class_names(path: Path, values: list[tuple[int, str]], labels: Sequence[str
             f"(e.g. {usual[:_MAX_REASONS_LOGGED]}); fix the row, or pass labels=[...] to name every class "
             "in index order if the mix is meant"
         )
-    return sorted(is_integer)
+    _check_spellings(path, values)
+    return sorted(is_integer, key=int) if all(is_integer.values()) else sorted(is_integer)
+
+
+def _spelling(value: str) -> str:
+    """What the spellings of one class name share: the NFKC form, case-folded, without format
+    characters (zero-width spaces, BOMs) or surrounding spaces; for an integer, its value ('01' is 1)."""
+    text = "".join(
+        char for char in unicodedata.normalize("NFKC", value) if unicodedata.category(char) != "Cf"
+    )
+    text = text.strip().casefold()
+    return str(int(text)) if re.fullmatch(r"-?\d+", text) else text
+
+
+def _check_spellings(path: Path, values: list[tuple[int, str]]) -> None:
+    """Raise at the first line of a label spelt differently from a more frequent label of the same
+    `_spelling` ('Happy' beside 'happy', '01' beside '1'): inferred, each would be a class of its own.
+    On a tie, the spelling that occurs first in the file is the expected one."""
+    spelling = {value: _spelling(value) for value in {value for _, value in values}}
+    rows: dict[str, Counter] = {}
+    first_line: dict[str, int] = {}
+    for line, value in values:  # other splits' labels come last: lines are not in file order
+        rows.setdefault(spelling[value], Counter())[value] += 1
+        first_line[value] = min(line, first_line.get(value, line))
+    odd = []
+    for counts in rows.values():
+        if len(counts) > 1:
+            usual = max(counts, key=lambda value: (counts[value], -first_line[value]))
+            odd += [(first_line[value], value, usual, counts[usual]) for value in counts if value != usual]
+    if odd:
+        line, value, usual, count = min(odd)
+        raise ManifestError(
+            f"{path}:{line}: label {value!r} is another spelling of {usual!r} (line {first_line[usual]}, "
+            f"{count} row(s)): equal once case, Unicode width, invisible characters and leading zeros are "
+            "ignored, but it would become a class of its own; fix the row, or pass labels=[...] to name "
+            "every class in index order if they are meant to differ"
+        )
 
 
 def _build(

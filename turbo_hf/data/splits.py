@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,12 +21,30 @@ _SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "val": "validation
 SPLIT_ORDER = ("train", "validation", "test")
 
 
-def normalize_split_name(value: str) -> str:
-    """Lower-cased split name with dev / valid / val read as validation; ValueError if not a word."""
+def _split_word(value: str) -> str:
+    """Lower-cased word with dev / valid / val read as validation; ValueError if not a word."""
     name = value.strip().lower()
     if not re.fullmatch(r"\w+", name):
         raise ValueError(f"split {value!r} is not a split name (train, validation, test)")
     return _SPLIT_ALIASES.get(name, name)
+
+
+def normalize_split_name(value: str) -> str:
+    """train, validation or test, case-insensitive, with dev / valid / val read as validation.
+
+    Any other value is a ValueError naming the closest accepted name: 'trian' or 'training' would
+    otherwise become a split of its own, which training never reads and `splits=` never reports.
+    """
+    name = _split_word(value)
+    if name not in SPLIT_ORDER:
+        accepted = [*SPLIT_ORDER, *_SPLIT_ALIASES]
+        close = difflib.get_close_matches(value.strip().lower(), accepted, n=1)
+        hint = f" (closest: {close[0]!r})" if close else ""
+        raise ValueError(
+            f"split {value!r} is not a split name; expected train, validation (or dev / valid / val) "
+            f"or test{hint}"
+        )
+    return name
 
 
 def wanted_splits(
@@ -38,7 +57,9 @@ def wanted_splits(
     if not names:
         raise ManifestError(f"{path}: splits must name at least one split, or be None to keep every row")
     try:
-        wanted = tuple(dict.fromkeys(normalize_split_name(str(name)) for name in names))
+        # Only a word, not a known name: an unknown one then fails as "no rows of split(s) [...]",
+        # which lists the splits the manifest has.
+        wanted = tuple(dict.fromkeys(_split_word(str(name)) for name in names))
     except ValueError as err:
         raise ManifestError(f"{path}: splits: {err}") from err
     if split_column is None:
