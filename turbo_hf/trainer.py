@@ -20,6 +20,7 @@ from .checkpoints import (
     TRAINER_STATE_FILE,
     IncompleteCheckpointError,
     check_checkpoint,
+    check_checkpoint_matches_model,
     check_output_dir_writable,
     checkpoint_save_error,
     newest_complete_checkpoint,
@@ -200,6 +201,8 @@ class TurboTrainer(Trainer):
                 )
         elif resume_from_checkpoint:
             check_checkpoint(resume_from_checkpoint, expect_optimizer)
+        if resume_from_checkpoint and getattr(self.model, "config", None) is not None:
+            check_checkpoint_matches_model(resume_from_checkpoint, self.model)
         try:
             return super().train(resume_from_checkpoint, *args, **kwargs)
         finally:
