@@ -3,6 +3,8 @@ the command line or from a .json / .yaml file followed by command-line overrides
 
 from __future__ import annotations
 
+import argparse
+import copy
 import dataclasses
 import inspect
 import json
@@ -13,12 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from transformers import HfArgumentParser, PreTrainedConfig
+from transformers import HfArgumentParser, PreTrainedConfig, TrainingArguments
+from transformers.utils import logging
 
+from .argument_files import read_argument_file, typed_file_values
 from .audio import check_max_duration
 from .configuration_rules import check_turbo_field
 from .configuration_turbo import TurboConfig
 from .data.manifest import ManifestOptions
+
+logger = logging.get_logger(__name__)
 
 
 def _documented_arguments(config_class: type) -> dict[str, str]:
@@ -214,30 +220,95 @@ RECIPE_TRAINING_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _given_on_command_line(parser: HfArgumentParser, argv: list[str]) -> dict[str, Any]:
+    """The arguments `argv` sets, by field name, as the command line reads them (defaults left out)."""
+    given = argparse.ArgumentParser(add_help=False, allow_abbrev=parser.allow_abbrev)
+    for action in parser._actions:
+        if action.option_strings and action.dest != "help":
+            # Values stay strings and nothing is required: the recipe's parser reports bad values.
+            kept = given._add_action(copy.copy(action))
+            kept.default, kept.type, kept.choices, kept.required = argparse.SUPPRESS, None, None, False
+    namespace, _ = given.parse_known_args(argv)
+    return vars(namespace)
+
+
+def _strategy(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _defaults_that_fit(
+    defaults: dict[str, Any], given: dict[str, Any], training_type: type
+) -> dict[str, Any]:
+    """The recipe's `defaults` where they fit what the user `given`: keeping the best checkpoint by
+    validation (the recipes' default) needs evaluations and checkpoints at matching times. With
+    evaluation or saving turned off it gives way (with a note); with mismatched strategies the error
+    says which value is the recipe's default and how to turn it off, rather than transformers' words
+    about a flag the user never passed."""
+    if not defaults.get("load_best_model_at_end") or "load_best_model_at_end" in given:
+        return defaults
+    fields = {field.name: field.default for field in dataclasses.fields(training_type)}
+
+    def final(name: str) -> tuple[str, str]:
+        if name in given:
+            return _strategy(given[name]), ""
+        return _strategy(defaults.get(name, fields[name])), " (the recipe's default)"
+
+    (eval_strategy, eval_source), (save_strategy, save_source) = (
+        final("eval_strategy"),
+        final("save_strategy"),
+    )
+    if "no" in (eval_strategy, save_strategy):
+        turned_off = "eval_strategy" if eval_strategy == "no" else "save_strategy"
+        logger.warning(
+            "--%s no: the recipe's default load_best_model_at_end=True (keep the checkpoint with the best "
+            "validation metric) is turned off, and no checkpoint is selected by a metric: the model saved is "
+            "the one of the last step",
+            turned_off,
+        )
+        fitted = {**defaults, "load_best_model_at_end": False}
+        if "metric_for_best_model" not in given:
+            fitted.pop("metric_for_best_model", None)
+        return fitted
+    if save_strategy not in (eval_strategy, "best"):
+        raise ValueError(
+            f"--eval_strategy {eval_strategy}{eval_source} and --save_strategy {save_strategy}{save_source} "
+            "differ, but keeping the best validation checkpoint (load_best_model_at_end=True (the recipe's "
+            f"default)) needs them to match: pass --save_strategy {eval_strategy} as well, or "
+            "--load_best_model_at_end false to keep the last step's model"
+        )
+    return defaults
+
+
 def parse_recipe_arguments(dataclass_types: tuple, defaults: dict[str, Any], argv: list[str] | None = None):
     """Parse the command line, or a .json / .yaml file optionally followed by command-line overrides.
 
     `recipe.py config.json --fold 3 --learning_rate 2e-5` takes every value from the file except the
     ones given after it. `defaults` are the recipe's own defaults (e.g. the metric that picks the best
-    checkpoint); the user's values win over them in every form.
+    checkpoint); the user's values win over them in every form. A file's values are checked against
+    their fields' types (and converted, as the command line reads a string), with errors naming the
+    file and the key.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = HfArgumentParser(dataclass_types)
+    file_values: dict[str, Any] = {}
     if argv and argv[0].endswith((".json", ".yaml", ".yml")):
         path = Path(argv[0])
-        with path.open() as handle:
-            values = json.load(handle) if path.suffix == ".json" else yaml.safe_load(handle)
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of argument names to values")
+        file_values = read_argument_file(path)
         known = {
             field.name for dataclass_type in dataclass_types for field in dataclasses.fields(dataclass_type)
         }
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(file_values) - known)
         if unknown:
             raise ValueError(f"{path}: unknown argument(s) {unknown}; `--help` lists the accepted ones")
-        if len(argv) == 1:
-            return parser.parse_dict({**defaults, **values})
-        defaults, argv = {**defaults, **values}, argv[1:]
+        file_values = typed_file_values(path, file_values, parser, dataclass_types)
+        argv = argv[1:]
+    given = {**file_values, **_given_on_command_line(parser, argv)}
+    training_type = next((kind for kind in dataclass_types if issubclass(kind, TrainingArguments)), None)
+    if training_type is not None:
+        defaults = _defaults_that_fit(defaults, given, training_type)
+    defaults = {**defaults, **file_values}
+    if file_values and not argv:
+        return parser.parse_dict(defaults)
     parser.set_defaults(**defaults)
     return parser.parse_args_into_dataclasses(args=argv)
 

@@ -132,6 +132,92 @@ def check_checkpoint(folder: str | os.PathLike, expect_optimizer: bool = True) -
         raise IncompleteCheckpointError(f"checkpoint {folder} is incomplete: {'; '.join(problems)}")
 
 
+# Entries of a saved config that record where or how it was saved, not what the model is (the Trainer
+# turns use_cache off while it trains).
+_NOT_SETTINGS = frozenset(
+    {"transformers_version", "architectures", "dtype", "torch_dtype", "output_attentions", "use_cache"}
+)
+
+
+def _flat_settings(values: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in values.items():
+        if key.startswith("_") or key in _NOT_SETTINGS:
+            continue
+        if isinstance(value, dict) and key.endswith("_config"):
+            flat.update(_flat_settings(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _config_differences(folder: str, config) -> dict[str, tuple[object, object]]:
+    """`name -> (checkpoint's value, this run's)` for every setting the two model configs hold
+    differently (sub-config fields as `text_config.hidden_size`); none if the checkpoint has no
+    readable config.json."""
+    path = os.path.join(folder, "config.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            saved = type(config).from_dict(json.load(handle)).to_dict()
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        logger.warning("cannot compare %s with this run's model config: %s", path, err)
+        return {}
+    before, now = _flat_settings(saved), _flat_settings(config.to_dict())
+    return {
+        name: (before.get(name), now.get(name))
+        for name in sorted(set(before) | set(now))
+        if before.get(name) != now.get(name)
+    }
+
+
+def _saved_shapes(folder: str) -> dict[str, list[int]]:
+    """The shape of every tensor in the folder's safetensors files, read from their headers."""
+    shapes = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            with open(os.path.join(folder, name), "rb") as handle:
+                header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+            shapes.update({key: entry["shape"] for key, entry in header.items() if key != "__metadata__"})
+    return shapes
+
+
+def _settings(differences: dict[str, tuple[object, object]], side: int) -> str:
+    return ", ".join(f"{name}={values[side]!r}" for name, values in differences.items())
+
+
+def check_checkpoint_matches_model(folder: str | os.PathLike, model) -> None:
+    """Compare the model config a checkpoint was written with (its config.json) with `model`'s before the
+    Trainer loads it. Weights of other shapes (or missing ones) are a `ValueError` that names the config
+    fields that differ, instead of torch's list of size mismatches; settings that leave the weights as
+    they are (a temperature, a loss mode) are named in a warning, and the run resumes."""
+    folder = os.fspath(folder)
+    differences = _config_differences(folder, model.config)
+    saved = _saved_shapes(folder)
+    here = {name: list(tensor.shape) for name, tensor in model.state_dict().items()}
+    mismatched = [name for name in here if name in saved and saved[name] != here[name]]
+    missing = [name for name in here if name not in saved]
+    name = os.path.basename(os.path.normpath(folder))
+    if differences:
+        what = (
+            f"{name} was written by a model with {_settings(differences, 0)}; this run builds "
+            f"{_settings(differences, 1)}"
+        )
+    else:
+        what = f"{name} holds weights of another model than this run builds"
+    if mismatched or missing:
+        tensors = [f"{key} is {saved[key]} there and {here[key]} here" for key in mismatched[:2]]
+        tensors += [f"{key} is not there" for key in missing[:2]]
+        more = len(mismatched) + len(missing) - len(tensors)
+        detail = "; ".join(tensors) + (f"; and {more} more" if more > 0 else "")
+        raise ValueError(f"{what}: resume with the same settings, or start a new --output_dir ({detail})")
+    if differences:
+        logger.warning(
+            "%s: resuming, but the run goes on with settings other than the ones it started with; resume "
+            "with the same settings to continue that run as it was",
+            what,
+        )
+
+
 def newest_complete_checkpoint(output_dir: str | os.PathLike, expect_optimizer: bool = True) -> str | None:
     """The newest `checkpoint-N` of `output_dir` that `check_checkpoint` accepts, or None if there is no
     checkpoint folder at all. Newer incomplete ones are skipped and named, with why, in a warning; if
@@ -205,6 +291,7 @@ __all__ = [
     "CheckpointSaveError",
     "IncompleteCheckpointError",
     "check_checkpoint",
+    "check_checkpoint_matches_model",
     "check_output_dir_writable",
     "checkpoint_folders",
     "checkpoint_save_error",

@@ -8,7 +8,6 @@ import dataclasses
 import logging as py_logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import datasets as hf_datasets
@@ -164,9 +163,12 @@ def train_and_evaluate(
     if push_to_hub and trainer.is_world_process_zero():
         from .hub import push_to_hub as push_model
 
-        repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
         push_model(
-            trainer.model, processor, repo_id, eval_results=test_metrics, token=training_args.hub_token
+            trainer.model,
+            processor,
+            training_args.push_repo_id,
+            eval_results=test_metrics,
+            token=training_args.hub_token,
         )
     return test_metrics
 

@@ -48,7 +48,7 @@ def fold_training_args(
             "--resume_from_checkpoint last to go on where the run stopped, or resume one fold with --fold N "
             "--output_dir <output_dir>/fold_N"
         )
-    repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
+    repo_id = training_args.push_repo_id
     return dataclasses.replace(
         training_args,
         output_dir=os.path.join(training_args.output_dir, f"fold_{fold}"),

@@ -14,9 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token, is_offline_mode
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers.utils import logging
 
 from .metrics import METRICS, PAPER_CITATION
@@ -303,6 +302,28 @@ def _files(folder: Path, leave_out: Path | None = None) -> list[str]:
     return sorted(path.relative_to(folder).as_posix() for path in paths)
 
 
+def check_can_push(repo_id: str, token: str | None = None, flag: str = "--push_to_hub") -> None:
+    """Raise a `ValueError` naming every reason a push of `repo_id` at the end of a run would fail that
+    can be known without the network: the Hub's offline mode, no token (`token`, `HF_TOKEN` or a
+    `hf auth login`), a repository id the Hub refuses. Called before training, so that a run is not
+    trained, evaluated and tested only to fail at its last line.
+
+    Not checked, since that needs the network: that the Hub is reachable, that the token is valid and
+    may write to `repo_id`'s namespace.
+    """
+    problems = []
+    if is_offline_mode():
+        problems.append("the Hub is in offline mode (HF_HUB_OFFLINE=1), so nothing can be uploaded")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        problems.append(f"{repo_id!r} is not a valid Hub repository id ({err}); set --hub_model_id")
+    if not (token or get_token()):
+        problems.append("no Hugging Face token: pass --hub_token, set HF_TOKEN or run `hf auth login`")
+    if problems:
+        raise ValueError(f"{flag}: cannot push {repo_id!r} at the end of this run: {'; '.join(problems)}")
+
+
 def push_to_hub(
     model: TurboForAudioTextClassification,
     processor: TurboProcessor,
@@ -325,4 +346,4 @@ def push_to_hub(
         return api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message)
 
 
-__all__ = ["build_model_card", "save_for_hub", "push_to_hub", "PIPELINE_TAG"]
+__all__ = ["build_model_card", "check_can_push", "save_for_hub", "push_to_hub", "PIPELINE_TAG"]

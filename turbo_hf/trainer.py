@@ -8,6 +8,7 @@ import os
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from .checkpoints import (
     TRAINER_STATE_FILE,
     IncompleteCheckpointError,
     check_checkpoint,
+    check_checkpoint_matches_model,
     check_output_dir_writable,
     checkpoint_save_error,
     newest_complete_checkpoint,
@@ -27,6 +29,7 @@ from .json_files import strict_json, write_json
 from .metrics import greater_is_better
 from .modeling_turbo import TurboClassifierOutput
 from .sampling import DurationGroupedSampler
+from .training_rules import check_early_stopping, check_training_fields, check_training_steps
 
 logger = logging.get_logger(__name__)
 
@@ -79,6 +82,11 @@ class TurboTrainingArguments(TrainingArguments):
         return value is True or (isinstance(value, str) and value.lower() in ("last", "true"))
 
     @property
+    def push_repo_id(self) -> str:
+        """The repository `--push_to_hub` uploads to: `hub_model_id`, else output_dir's last component."""
+        return self.hub_model_id or Path(self.output_dir).name
+
+    @property
     def expects_optimizer_files(self) -> bool:
         """Whether this run's checkpoints hold optimizer.pt and scheduler.pt (DeepSpeed and FSDP save
         their own files; `save_only_model` saves none)."""
@@ -113,11 +121,19 @@ class TurboTrainingArguments(TrainingArguments):
         return self.resume_from_checkpoint
 
     def __post_init__(self):
+        # Before transformers' own checks, which let these through to the optimizer, the sampler or numpy.
+        check_training_fields(self)
+        check_training_steps(self)
         # transformers infers greater_is_better from a "loss" suffix only; an error rate such as EER
         # would then keep the worst checkpoint (metrics.METRICS knows). An explicit value still wins.
         if self.greater_is_better is None and self.metric_for_best_model is not None:
             self.greater_is_better = greater_is_better(self.metric_for_best_model)
         super().__post_init__()
+        check_early_stopping(self)
+        if self.push_to_hub:
+            from .hub import check_can_push  # the hub module loads the pipeline and the model card
+
+            check_can_push(self.push_repo_id, self.hub_token)
         if self.fp16 and self.device.type == "cpu":
             # accelerate turns fp16 autocast on for accelerators only: on the CPU the flag does nothing.
             logger.warning(
@@ -164,11 +180,7 @@ class TurboTrainer(Trainer):
         self._group_indices: tuple[int, int] | None = None
         patience = getattr(self.args, "early_stopping_patience", None)
         if patience is not None:
-            if not self.args.load_best_model_at_end or self.args.metric_for_best_model is None:
-                raise ValueError(
-                    "early_stopping_patience needs load_best_model_at_end=True and a metric_for_best_model "
-                    "(e.g. 'ua'), with matching eval_strategy and save_strategy"
-                )
+            check_early_stopping(self.args)  # again: the arguments may have been changed since
             self.add_callback(
                 EarlyStoppingCallback(
                     early_stopping_patience=patience,
@@ -189,6 +201,8 @@ class TurboTrainer(Trainer):
                 )
         elif resume_from_checkpoint:
             check_checkpoint(resume_from_checkpoint, expect_optimizer)
+        if resume_from_checkpoint and getattr(self.model, "config", None) is not None:
+            check_checkpoint_matches_model(resume_from_checkpoint, self.model)
         try:
             return super().train(resume_from_checkpoint, *args, **kwargs)
         finally:
