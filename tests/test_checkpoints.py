@@ -126,25 +126,10 @@ def test_a_named_or_true_checkpoint_goes_through_the_same_check(run_dir, encoder
     check_checkpoint(run_dir / "checkpoint-2")
 
 
-def _trainer_with(encoders, splits, args, **config):
-    model = TurboForAudioTextClassification.from_encoders_pretrained(
-        *encoders, num_labels=3, **{"projection_dim": 16, **config}
-    )
-    processor = TurboProcessor.from_encoders_pretrained(*encoders)
-    return TurboTrainer(
-        model=model,
-        args=args,
-        train_dataset=splits["train"].with_transform(
-            DecodeAndCrop(16000, max_duration=0.5, random_crop=True)
-        ),
-        data_collator=DataCollatorForAudioText(processor),
-    )
-
-
 def test_resuming_a_checkpoint_of_another_model_config_names_the_fields_that_differ(
     run_dir, encoders, splits
 ):
-    trainer = _trainer_with(encoders, splits, _args(run_dir.parent, max_steps=4), projection_dim=24)
+    trainer = _trainer(encoders, splits, _args(run_dir.parent, max_steps=4), projection_dim=24)
     with pytest.raises(
         ValueError,
         match=r"checkpoint-2 was written by a model with projection_dim=16; this run builds projection_dim=24"
@@ -154,7 +139,7 @@ def test_resuming_a_checkpoint_of_another_model_config_names_the_fields_that_dif
 
 
 def test_resuming_with_a_changed_loss_setting_warns_naming_it_and_resumes(run_dir, encoders, splits, caplog):
-    trainer = _trainer_with(encoders, splits, _args(run_dir.parent, max_steps=4), temperature=0.1)
+    trainer = _trainer(encoders, splits, _args(run_dir.parent, max_steps=4), temperature=0.1)
     trainer.train(resume_from_checkpoint=str(run_dir / "checkpoint-2"))
     assert trainer.state.global_step == 4
     assert "temperature=0.05; this run builds temperature=0.1" in caplog.text

@@ -90,9 +90,9 @@ def _args(tmp_path, **overrides):
     return TurboTrainingArguments(**values)
 
 
-def _trainer(encoders, splits, args, loss_mode="turbo"):
+def _trainer(encoders, splits, args, loss_mode="turbo", **config):
     model = TurboForAudioTextClassification.from_encoders_pretrained(
-        *encoders, num_labels=3, projection_dim=16, loss_mode=loss_mode
+        *encoders, num_labels=3, **{"projection_dim": 16, "loss_mode": loss_mode, **config}
     )
     processor = TurboProcessor.from_encoders_pretrained(*encoders)
     return TurboTrainer(
