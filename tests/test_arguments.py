@@ -203,7 +203,7 @@ def test_push_to_hub_without_a_token_is_refused_before_training(tmp_path, online
 
 
 def test_push_to_hub_with_an_invalid_repo_id_is_refused_before_training(tmp_path, online_without_token):
-    with pytest.raises(ValueError, match=r"--push_to_hub: .*'me/x/y' is not a valid Hub repository id"):
+    with pytest.raises(ValueError, match=r"--push_to_hub: .*'me/x/y' is not a Hub repository id"):
         _parse(tmp_path, "--push_to_hub", "true", "--hub_model_id", "me/x/y", "--hub_token", "hf_x")
 
 
@@ -248,3 +248,19 @@ def test_early_stopping_without_evaluation_is_refused_at_parsing(tmp_path):
         _parse(tmp_path, "--eval_strategy", "no", "--early_stopping_patience", "2")
     with pytest.raises(ValueError, match=r"--early_stopping_patience 2 needs"):
         TurboTrainingArguments(output_dir=str(tmp_path), early_stopping_patience=2, report_to="none")
+
+
+def test_the_iemocap_sessions_are_a_recipe_flag_and_a_file_key(tmp_path):
+    _, _, iemocap_args, _ = _parse(tmp_path)
+    assert iemocap_args.sessions == [1, 2, 3, 4, 5]
+    _, _, iemocap_args, _ = _parse(tmp_path, "--sessions", "1", "2", "4")
+    assert iemocap_args.sessions == [1, 2, 4]
+    path = tmp_path / "ser.json"
+    path.write_text(json.dumps({"output_dir": str(tmp_path / "run"), "sessions": [2, 3]}))
+    assert parse_recipe_arguments(SER_TYPES, SER_DEFAULTS, [str(path)])[2].sessions == [2, 3]
+
+
+def test_the_push_repository_of_output_dir_dot_is_the_folders_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = TurboTrainingArguments(output_dir=".", report_to="none", use_cpu=True)
+    assert args.push_repo_id == tmp_path.name

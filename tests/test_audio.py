@@ -278,15 +278,23 @@ def test_a_wav_file_cut_off_before_its_declared_data_is_named(tmp_path):
     assert audio_duration(whole) == 10.0
 
 
-def test_a_wav_written_by_a_streaming_writer_is_read(tmp_path):
-    """Writers that cannot seek back leave 0xFFFFFFFF as the data size: not a cut-off file."""
+@pytest.mark.parametrize("declared", [0xFFFFFFFF, 0x7FFFFFFF])
+def test_a_wav_written_by_a_streaming_writer_is_read(tmp_path, declared):
+    """Writers that cannot seek back leave a placeholder as the data size: not a cut-off file."""
     path = tmp_path / "stream.wav"
     sf.write(path, np.full(1600, 0.1, np.float32), 16000, subtype="PCM_16")
     data = bytearray(path.read_bytes())
     at = data.index(b"data") + 4
-    data[at : at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
+    data[at : at + 4] = declared.to_bytes(4, "little")
     path.write_bytes(bytes(data))
     assert load_audio(path, 16000).shape == (1600,)
+
+
+def test_a_wav_a_few_bytes_short_of_its_header_is_read(tmp_path):
+    path = tmp_path / "short.wav"
+    sf.write(path, np.full(16000, 0.1, np.float32), 16000, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:-2])  # the last sample's bytes
+    assert load_audio(path, 16000).shape == (15999,)
 
 
 def test_a_folder_or_an_empty_path_is_named_as_such(tmp_path):

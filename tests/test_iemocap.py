@@ -482,7 +482,9 @@ def test_a_missing_session_is_an_error_listing_it_unless_sessions_restricts_the_
     expected = write_iemocap_fixture(root)
     shutil.rmtree(root / "Session3")
     shutil.rmtree(root / "Session5")
-    with pytest.raises(IemocapFormatError, match=r"Session3, Session5.*sessions="):
+    with pytest.raises(
+        IemocapFormatError, match=r"Session3, Session5.*sessions=.*--sessions 1 2 4 in the recipes"
+    ):
         load_iemocap(root, fold=0)
     splits = load_iemocap(root, fold=0, sessions=(1, 2, 4))
     assert set(splits["train"]["session"]) == {2, 4}

@@ -46,6 +46,10 @@ def test_a_quoted_line_break_that_holds_no_row_still_loads(tmp_path):
     # commas on the second line make it read as a row, but the opening line is not one
     path = _write(tmp_path / "m.csv", _HEADER + 'clips/0.wav,"first, line\nsecond, line",a,train\n')
     assert load_manifest(path)["train"]["text"] == ["first, line\nsecond, line"]
+    # Nor is the line that closes the quote a row taken in, though its opening line reads as one.
+    text = "Well, I said, so\nno, really"
+    path = _write(tmp_path / "m2.csv", _HEADER + f'clips/0.wav,"{text}",a,train\n')
+    assert load_manifest(path)["train"]["text"] == [text]
 
 
 @pytest.mark.parametrize("extension", [".csv", ".tsv"])

@@ -334,6 +334,8 @@ def test_a_look_alike_key_for_an_absent_input_key_is_named(classifier, key, mean
         classifier(example)
     # Extra keys that stand for nothing (a dataset row's id and label) are fine.
     assert classifier({"audio": _noise(0.5), "text": "hi", "id": "u1", "label": 2})["labels"]
+    # A rate key beside audio that carries its own rate (a dict, a file) stands for nothing either.
+    assert classifier({"audio": {"array": _noise(0.5), "sampling_rate": 16000}, "text": "hi", "sr": 8000})
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps", "meta", 0, "tpu"])

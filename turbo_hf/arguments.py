@@ -180,6 +180,13 @@ class IemocapArguments:
             "not readable audio or whose label line does not parse (skips are counted by reason and logged)."
         },
     )
+    sessions: list[int] = field(
+        default_factory=lambda: [1, 2, 3, 4, 5],
+        metadata={
+            "help": "The sessions to load (default all five). A missing Session folder is an error unless "
+            "it is left out here on purpose: the folds then cover the sessions given."
+        },
+    )
     method: str = field(
         default="all",
         metadata={

@@ -49,7 +49,10 @@ MAX_FLOAT_PEAK = 100.0
 # batch of waveforms, which would be averaged into one.
 MAX_CHANNELS = 32
 # The data sizes that streaming writers put in a WAV header before the length is known.
-_STREAMING_WAV_SIZES = (0, 0xFFFFFFFF)
+_STREAMING_WAV_SIZES = (0, 0x7FFFF000, 0x7FFFFFFF, 0xFFFFFFFF)
+# Share of the declared samples a WAV file may lack and still be read: a few bytes short is a
+# writer's rounding (odd-sized chunks, a last partial frame), not a cut-off download.
+_WAV_SHORTFALL_ACCEPTED = 0.01
 
 
 class AudioDecodingError(ValueError):
@@ -170,7 +173,8 @@ def _check_wav_complete(opened: sf.SoundFile, name: str) -> None:
     if declared is None:
         return
     expected, present = int(declared.group(1)), int(declared.group(2))
-    if expected > present and expected not in _STREAMING_WAV_SIZES:
+    shortfall = (expected - present) / expected if expected else 0.0
+    if shortfall > _WAV_SHORTFALL_ACCEPTED and expected not in _STREAMING_WAV_SIZES:
         raise AudioDecodingError(
             f"audio {name} is cut off: its header declares {expected} bytes of samples, the file holds "
             f"{present} ({present / expected:.0%}); re-export or re-download it"

@@ -209,8 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
 # -- shared steps ----------------------------------------------------------------------------------------
 def _check_device(device: str | None):
     """`--device` as a torch.device, refused (one line) unless this machine has it."""
-    with _user_input("argument --device"):
+    try:
         return check_device(device, "--device")
+    except ValueError as err:  # the message names the flag
+        raise UserError(str(err)) from err
 
 
 def _load_pipeline(args: argparse.Namespace):

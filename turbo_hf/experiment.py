@@ -259,6 +259,7 @@ def run_iemocap(
                 seed=training_args.seed,
                 on_missing=iemocap_args.on_missing,
                 method=iemocap_args.method,
+                sessions=iemocap_args.sessions,
             )
             report = iemocap_split_report(splits["train"])
             metrics = train_and_evaluate(model_args, data_args, fold_args, splits, split_report=report)

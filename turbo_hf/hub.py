@@ -315,9 +315,9 @@ def check_can_push(repo_id: str, token: str | None = None, flag: str = "--push_t
     if is_offline_mode():
         problems.append("the Hub is in offline mode (HF_HUB_OFFLINE=1), so nothing can be uploaded")
     try:
-        validate_repo_id(repo_id)
-    except HFValidationError as err:
-        problems.append(f"{repo_id!r} is not a valid Hub repository id ({err}); set --hub_model_id")
+        _check_repo_id(repo_id)
+    except ValueError as err:
+        problems.append(f"{err}; set --hub_model_id")
     if not (token or get_token()):
         problems.append("no Hugging Face token: pass --hub_token, set HF_TOKEN or run `hf auth login`")
     if problems:

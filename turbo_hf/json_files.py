@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,10 +42,18 @@ def write_json(path: str | os.PathLike, value: Any, **kwargs: Any) -> None:
     """Write `dumps(value, indent=2, **kwargs)` and a newline to `path`, replacing it at once: a reader
     never sees a half-written file."""
     text = dumps(value, indent=2, **kwargs) + "\n"
-    partial = f"{os.fspath(path)}.partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(partial, path)
+    path = os.fspath(path)
+    # A name of its own (not mkstemp's, whose 0600 mode would stay on the file): the processes of one
+    # launch that write the same file must not share their partial file.
+    partial = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.partial"
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
 
 
 __all__ = ["dumps", "strict_json", "write_json"]

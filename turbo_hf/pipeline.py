@@ -48,11 +48,13 @@ _KEY_ALIASES = {
 }
 
 
-def _check_look_alike_keys(inputs: Mapping[str, Any]) -> None:
+def _check_look_alike_keys(inputs: Mapping[str, Any], transcribes: bool) -> None:
     """Extra keys are allowed (rows of a dataset carry ids and labels), but not one that stands for an
-    absent input key."""
+    absent input key where it would matter: a rate beside a bare array (files, bytes and audio dicts
+    carry their own), a transcript where no recognizer would take its place."""
+    bare_array = isinstance(inputs["audio"], (np.ndarray, torch.Tensor, list))
     for key, aliases in _KEY_ALIASES.items():
-        if key in inputs:
+        if key in inputs or (key == "sampling_rate" and not bare_array) or (key == "text" and transcribes):
             continue
         near = [name for name in inputs if isinstance(name, str) and name.lower() in aliases]
         if near:
@@ -214,7 +216,7 @@ class AudioTextClassificationPipeline(Pipeline):
         if not isinstance(inputs, Mapping) or "audio" not in inputs:
             found = sorted(inputs) if isinstance(inputs, Mapping) else type(inputs).__name__
             raise ValueError(f"{_INPUT_FORM}; got {found}")
-        _check_look_alike_keys(inputs)
+        _check_look_alike_keys(inputs, transcribes=self.asr is not None)
         text = inputs.get("text")
         if text is None and self.asr is None:
             raise ValueError(

@@ -65,7 +65,7 @@ def check_device(device: Any, name: str = "device"):
             if device < 0:
                 return torch.device("cpu")  # transformers' convention for the CPU
             if not torch.accelerator.is_available():
-                raise ValueError(f"device {device} is an accelerator index, and this machine has none")
+                raise ValueError("an accelerator index, and this machine has none")
             device = torch.device(torch.accelerator.current_accelerator().type, device)
         parsed = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as err:

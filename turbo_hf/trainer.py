@@ -84,7 +84,8 @@ class TurboTrainingArguments(TrainingArguments):
     @property
     def push_repo_id(self) -> str:
         """The repository `--push_to_hub` uploads to: `hub_model_id`, else output_dir's last component."""
-        return self.hub_model_id or Path(self.output_dir).name
+        # As transformers names it: `--output_dir .` is the current folder's name.
+        return self.hub_model_id or Path(self.output_dir).absolute().name
 
     @property
     def expects_optimizer_files(self) -> bool:
@@ -201,7 +202,12 @@ class TurboTrainer(Trainer):
                 )
         elif resume_from_checkpoint:
             check_checkpoint(resume_from_checkpoint, expect_optimizer)
-        if resume_from_checkpoint and getattr(self.model, "config", None) is not None:
+        # Under DeepSpeed ZeRO-3 the model's parameters are partitioned (shape [0] here): not comparable.
+        if (
+            resume_from_checkpoint
+            and getattr(self.model, "config", None) is not None
+            and not self.args.deepspeed
+        ):
             check_checkpoint_matches_model(resume_from_checkpoint, self.model)
         try:
             return super().train(resume_from_checkpoint, *args, **kwargs)

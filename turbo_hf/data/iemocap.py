@@ -237,7 +237,8 @@ def load_iemocap_utterances(
         missing = ", ".join(f"Session{session}" for session in sessions if session not in present)
         raise IemocapFormatError(
             f"{release}: no folder {missing}; the fold protocols test every speaker and session of the "
-            f"release. To load fewer sessions on purpose, pass sessions={present}"
+            f"release. To load fewer sessions on purpose, pass sessions={present} (--sessions "
+            f"{' '.join(map(str, present))} in the recipes)"
         )
     rows: dict[str, list] = {column: [] for column in [*_FEATURE_COLUMNS, "label"]}
     skipped: list[str] = []
@@ -253,7 +254,12 @@ def load_iemocap_utterances(
     for session in sessions:
         session_dir = release / f"Session{session}"
         label_dir = session_dir / "dialog" / "EmoEvaluation"
-        label_files = sorted(label_dir.glob("*.txt")) if label_dir.is_dir() else []
+        # Names starting with "." are macOS AppleDouble files ("._x.txt") that copies carry along.
+        label_files = (
+            sorted(path for path in label_dir.glob("*.txt") if not path.name.startswith("."))
+            if label_dir.is_dir()
+            else []
+        )
         if not label_files:
             raise IemocapFormatError(
                 f"{label_dir}: expected one <dialog>.txt label file per dialog, found none"

@@ -7,13 +7,14 @@ skips it with its file and line (`on_missing`), and the public readers raise the
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from transformers.utils import logging
+
+from ..configuration_rules import closest
 
 logger = logging.get_logger(__name__)
 
@@ -57,8 +58,8 @@ def _read_lines(path: Path) -> list[str]:
 
 def did_you_mean(code: str, known: Sequence[str]) -> str:
     """' (did you mean 'neu'?)' for the closest of `known` to `code` (any case), or ''."""
-    close = difflib.get_close_matches(code.casefold(), known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(code.casefold(), known)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def read_emo_evaluation(path: str | os.PathLike) -> list[dict]:

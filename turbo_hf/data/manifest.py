@@ -12,7 +12,6 @@ durations, build the datasets.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import unicodedata
@@ -27,6 +26,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers.utils import logging
 
 from ..audio import AudioDecodingError, audio_duration
+from ..configuration_rules import closest
 from .manifest_files import ManifestError, read_manifest
 from .manifest_options import ManifestOptions
 from .splits import SPLIT_ORDER, normalize_split_name, select_splits, wanted_splits
@@ -152,8 +152,8 @@ def _check_arguments(labels: Sequence[str] | None, overrides: dict[str, Any]) ->
     known = [option.name for option in dataclasses.fields(ManifestOptions)]
     for name in overrides:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; ManifestOptions fields are {known}"
+            close = closest(name, known)
+            hint = f"; did you mean {close!r}?" if close else f"; ManifestOptions fields are {known}"
             raise TypeError(f"load_manifest() got an unexpected keyword argument {name!r}{hint}")
 
 

@@ -59,8 +59,9 @@ def _swallowed_row(lines: list[str], first: int, end: int, width: int, delimiter
 
     A stray quote leaves its own line complete (read without quoting, it has all `width` fields) and
     turns the rows below into one transcript; a transcript with a line break leaves its opening line
-    short of the columns after it. Both lines must read as rows, so that a line break in a transcript
-    whose lines hold commas is not mistaken for one.
+    short of the columns after it. Both lines must read as rows, and the line taken in must hold no
+    open quote (it is not the line that closes the field), so that a line break in a transcript whose
+    lines hold commas is not mistaken for one.
     """
 
     def width_of(line: str, quoting: int) -> int:
@@ -71,8 +72,15 @@ def _swallowed_row(lines: list[str], first: int, end: int, width: int, delimiter
 
     if width_of(lines[first], csv.QUOTE_NONE) != width:
         return None
+    # A line taken in whole holds balanced quotes; the line that closes the quote holds one more, and
+    # its fields after the quote are the record's own (`"...\nno, really",neutral`).
     return next(
-        (index for index in range(first + 1, end) if width_of(lines[index], csv.QUOTE_MINIMAL) == width), None
+        (
+            index
+            for index in range(first + 1, end)
+            if lines[index].count('"') % 2 == 0 and width_of(lines[index], csv.QUOTE_MINIMAL) == width
+        ),
+        None,
     )
 
 

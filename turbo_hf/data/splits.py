@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from datasets import DatasetDict
 from transformers.utils import logging
 
+from ..configuration_rules import closest
 from .manifest_files import ManifestError
 
 logger = logging.get_logger(__name__)
@@ -38,8 +38,8 @@ def normalize_split_name(value: str) -> str:
     name = _split_word(value)
     if name not in SPLIT_ORDER:
         accepted = [*SPLIT_ORDER, *_SPLIT_ALIASES]
-        close = difflib.get_close_matches(value.strip().lower(), accepted, n=1)
-        hint = f" (closest: {close[0]!r})" if close else ""
+        close = closest(value.strip().lower(), accepted)
+        hint = f" (closest: {close!r})" if close else ""
         raise ValueError(
             f"split {value!r} is not a split name; expected train, validation (or dev / valid / val) "
             f"or test{hint}"
