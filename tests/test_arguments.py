@@ -264,3 +264,10 @@ def test_the_push_repository_of_output_dir_dot_is_the_folders_name(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     args = TurboTrainingArguments(output_dir=".", report_to="none", use_cpu=True)
     assert args.push_repo_id == tmp_path.name
+
+
+def test_yaml_no_for_a_strategy_is_the_word_not_a_bool(tmp_path):
+    path = tmp_path / "ser.yaml"
+    path.write_text(f"output_dir: {tmp_path / 'run'}\neval_strategy: no\nsave_strategy: no\n")
+    *_, training_args = parse_recipe_arguments(SER_TYPES, SER_DEFAULTS, [str(path)])
+    assert training_args.eval_strategy == "no" and training_args.save_strategy == "no"

@@ -80,8 +80,16 @@ def _as_flag_value(value: Any, action: argparse.Action, annotation: Any) -> Any:
                 return converted
     elif isinstance(value, bool):
         # A bool for a string field is kept: `resume_from_checkpoint: true` means the newest checkpoint.
-        if action.type in (string_to_bool, str):
+        if action.type in (string_to_bool, str) and action.choices is None:
             return value
+        # YAML 1.1 reads an unquoted `no` / `yes` as a bool: for a field of choices (`eval_strategy: no`)
+        # the word was meant.
+        if action.choices is not None:
+            for word in ("no", "false") if value is False else ("yes", "true"):
+                try:
+                    return _as_flag_value(word, action, annotation)
+                except ValueError:
+                    pass
     elif isinstance(value, (int, float)):
         if action.type is float or (action.type is int and isinstance(value, int)):
             return action.type(value)
