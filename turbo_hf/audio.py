@@ -358,9 +358,10 @@ def load_audio(
         name = opened.name
     if waveform.size == 0:
         raise AudioDecodingError(f"audio {name} is empty (0 samples)")
-    if not np.isfinite(waveform).all():
-        raise AudioDecodingError(f"audio {name} holds NaN or infinite samples")
+    # One pass over the samples: the peak is NaN or inf when any sample is.
     peak = float(np.abs(waveform).max())
+    if not math.isfinite(peak):
+        raise AudioDecodingError(f"audio {name} holds NaN or infinite samples")
     if peak > MAX_FLOAT_PEAK:
         raise AudioDecodingError(
             f"audio {name}: samples reach {peak:g}, far outside [-1, 1]: integer PCM cast to float without "

@@ -53,6 +53,13 @@ def checkpoint_folders(output_dir: str | os.PathLike) -> list[str]:
     return [path for _, path in sorted(found, reverse=True)]
 
 
+def _tensor_entries(handle, header_size: int) -> dict[str, dict]:
+    """The tensor entries (dtype, shape, data_offsets) of a safetensors header of `header_size` bytes,
+    read from `handle` after its 8-byte size prefix."""
+    header = json.loads(handle.read(header_size))
+    return {key: entry for key, entry in header.items() if key != "__metadata__"}
+
+
 def _safetensors_problems(path: str) -> list[str]:
     name = os.path.basename(path)
     size = os.path.getsize(path)
@@ -64,8 +71,7 @@ def _safetensors_problems(path: str) -> list[str]:
         if 8 + header_size > size:
             return [f"{name} is truncated ({size} bytes; its header alone claims {8 + header_size})"]
         try:
-            header = json.loads(handle.read(header_size))
-            ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+            ends = [entry["data_offsets"][1] for entry in _tensor_entries(handle, header_size).values()]
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             return [f"{name} has no readable safetensors header"]
     expected = 8 + header_size + max(ends, default=0)
@@ -176,8 +182,8 @@ def _saved_shapes(folder: str) -> dict[str, list[int]]:
     for name in sorted(os.listdir(folder)):
         if name.endswith(".safetensors"):
             with open(os.path.join(folder, name), "rb") as handle:
-                header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
-            shapes.update({key: entry["shape"] for key, entry in header.items() if key != "__metadata__"})
+                entries = _tensor_entries(handle, int.from_bytes(handle.read(8), "little"))
+            shapes.update({key: entry["shape"] for key, entry in entries.items()})
     return shapes
 
 

@@ -213,7 +213,7 @@ class DataCollatorForAudioText:
         # None is an utterance without a transcript, encoded like the empty transcript.
         texts = [self._field(example, self.text_column, i) for i, example in enumerate(examples)]
         texts = ["" if text is None else text for text in texts]
-        check_transcripts(texts, [f"example {self._name(example, i)}" for i, example in enumerate(examples)])
+        check_transcripts(texts, lambda position: f"example {self._name(examples[position], position)}")
         batch = dict(
             self.processor(
                 audio=waveforms,

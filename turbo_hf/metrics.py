@@ -20,8 +20,6 @@ import datasets
 import evaluate
 import numpy as np
 
-from .json_files import strict_json
-
 logger = logging.getLogger(__name__)
 
 _DESCRIPTION = """\
@@ -367,7 +365,6 @@ __all__ = [
     "macro_f1",
     "per_class_recall",
     "score_probabilities",
-    "strict_json",
     "unweighted_accuracy",
     "weighted_accuracy",
 ]

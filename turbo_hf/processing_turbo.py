@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,11 +49,12 @@ def check_text_length(value: Any, tokenizer, name: str = "max_length") -> int | 
     return int(value)
 
 
-def check_transcripts(texts: Sequence[Any], names: Sequence[str] | None = None) -> None:
-    """Each transcript is a string (None, an utterance without one, is the caller's to replace)."""
+def check_transcripts(texts: Sequence[Any], name_of: Callable[[int], str] = "text[{}]".format) -> None:
+    """Each transcript is a string (None, an utterance without one, is the caller's to replace);
+    `name_of(position)` names the one that is not."""
     for position, text in enumerate(texts):
         if not isinstance(text, str):
-            where = names[position] if names is not None else f"text[{position}]"
+            where = name_of(position)
             raise TypeError(f"{where}: a transcript must be a string; got {type(text).__name__} {text!r:.60}")
 
 
